@@ -1,0 +1,82 @@
+# biasdrift: two commands on a fresh machine with Python 3.11 and pip.
+#   make demo   set up .venv, run the demo tier end to end (--cores 2), write the report
+#   make test   set up .venv, lint, run the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+SNAKEMAKE := $(BIN)/snakemake
+# keep Hugging Face caches and telemetry inside the checkout / off
+export HF_HUB_DISABLE_TELEMETRY := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: help venv demo report test lint dryrun bench lock install-slurm-profile clean
+
+help:
+	@echo "make demo                  venv + demo tier end to end + results/report.html"
+	@echo "make test                  venv + lint + test suite (what CI runs)"
+	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml"
+	@echo "make bench                 benchmarks (timings go to bench/results/)"
+	@echo "make install-slurm-profile link profiles/slurm to ~/.config/snakemake/slurm"
+	@echo "make lock                  regenerate constraints.txt from a fresh venv"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"Python >= 3.11 needed, found {sys.version}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	@# kronfluence declares torchvision but never imports it; the only torchvision that
+	@# resolves against torch 2.13 is a CUDA build that breaks transformers on CPU.
+	$(BIN)/python -m pip install --quiet --no-deps kronfluence==1.0.1
+	@if $(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchvision') is None)"; then \
+		echo "torchvision got installed: it breaks transformers on CPU (see ../shared/specs/dependencies.md)"; exit 1; fi
+	$(BIN)/python -c "import torch, transformers, trl, peft, kronfluence, trak, snakemake; print('venv ok: torch', torch.__version__)"
+	touch $(STAMP)
+
+demo: venv
+	$(SNAKEMAKE) --cores $(CORES)
+	$(MAKE) report
+
+report: venv
+	$(SNAKEMAKE) --report results/report.html
+	@echo "report: results/report.html"
+
+lint: venv
+	$(BIN)/ruff check workflow/scripts tests bench
+	$(BIN)/ruff format --check workflow/scripts tests bench
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(SNAKEMAKE) --lint
+
+test: lint
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+dryrun: venv
+	$(SNAKEMAKE) -n --quiet rules
+	@for f in config/paper/*.yaml; do echo "== $$f"; \
+		$(SNAKEMAKE) -n --quiet rules --configfile $$f --replace-workflow-config; done
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+lock:
+	rm -rf /tmp/biasdrift-lock && $(PYTHON) -m venv /tmp/biasdrift-lock
+	/tmp/biasdrift-lock/bin/python -m pip install --quiet -r requirements.txt
+	( sed -n '1,3p' constraints.txt; /tmp/biasdrift-lock/bin/python -m pip freeze \
+		| sed 's/^torch==\(.*\)+cpu/torch==\1/' | grep -v '^kronfluence==' ) > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+install-slurm-profile:
+	mkdir -p $(HOME)/.config/snakemake
+	ln -sfn $(CURDIR)/profiles/slurm $(HOME)/.config/snakemake/slurm
+	@echo "installed: snakemake --profile slurm  now uses $(CURDIR)/profiles/slurm"
+
+clean:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,99 @@
+"""Config loading and validation, wildcard constraints, input functions, CODE_VERSION
+and get_final_outputs(). The logic lives in biasdrift.config (importable, testable,
+no torch); this file only binds it to the workflow."""
+
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from biasdrift import config as bdc  # noqa: E402
+
+try:
+    bdc.validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+except bdc.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+for _unpinned in bdc.unpinned_revisions(config):
+    logger.warning(
+        f"unpinned hub revision (pin a commit sha to reproduce): {_unpinned}"
+    )
+for _alias, _spec in config["models"].items():
+    if _spec["trust_remote_code"]:
+        logger.warning(
+            f"models.{_alias}: trust_remote_code is on; code from the hub will run"
+        )
+
+
+# Bump a stage's number when a change to biasdrift should invalidate its results
+# (params are tracked by Snakemake; package code is not).
+CODE_VERSION = {
+    "prepare_dataset": 1,
+    "train_tokenizer": 1,
+    "pretrain_lm": 1,
+    "download_model": 1,
+    "plot_pretraining": 1,
+}
+
+STUDIES = sorted(config["studies"])
+DATASETS = sorted(config["datasets"])
+TOKENIZERS = sorted(config["tokenizers"])
+MODELS = sorted(config["models"])
+BUILD_MODELS = bdc.aliases_by_source(config, "models", "build")
+HUB_MODELS = bdc.aliases_by_source(config, "models", "hf_id")
+
+
+def alias_regex(names):
+    """A wildcard constraint that matches exactly these aliases (nothing if empty)."""
+    if not names:
+        return "(?!)"
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
+wildcard_constraints:
+    study=alias_regex(bdc.STUDIES),
+    dataset=alias_regex(DATASETS),
+    tokenizer=alias_regex(TOKENIZERS),
+    model=alias_regex(MODELS),
+    seed=r"\d+",
+
+
+def get_final_outputs():
+    return bdc.final_outputs(config)
+
+
+# --------------------------------------------------------------- input functions
+def get_dataset_inputs(wildcards):
+    return bdc.dataset_inputs(config, wildcards.dataset)
+
+
+def get_dataset_ref(wildcards):
+    return bdc.dataset_ref(config, wildcards.dataset)
+
+
+def get_tokenizer_corpus(wildcards):
+    return bdc.dataset_file(config["tokenizers"][wildcards.tokenizer]["corpus"])
+
+
+def get_build_corpus(wildcards):
+    return bdc.dataset_file(config["models"][wildcards.model]["build"]["corpus"])
+
+
+def get_build_tokenizer(wildcards):
+    return bdc.tokenizer_dir(config["models"][wildcards.model]["build"]["tokenizer"])
+
+
+def get_model_ref(wildcards):
+    return bdc.model_ref(config, wildcards.model)
+
+
+def get_model_inputs(wildcards):
+    return bdc.model_inputs(config, wildcards.model)
+
+
+def get_pretrain_metrics(wildcards):
+    return [f"results/models/{alias}/train_metrics.json" for alias in BUILD_MODELS]

@@ -1,0 +1,90 @@
+# Datasets, tokenizers and models shared by the studies.
+#   results/datasets/{dataset}/data.parquet      prepare_dataset (hub / local file / generated)
+#   results/tokenizers/{tokenizer}/tokenizer/    train_tokenizer (save_pretrained)
+#   results/models/{model}/model/                pretrain_lm (build aliases; save_pretrained)
+#   results/models/{model}/.scratch/             undeclared resumable training state
+#   results/models/{model}/download.json         download_model (hf_id aliases; HF cache)
+
+
+rule prepare_dataset:
+    localrule: True
+    input:
+        get_dataset_inputs,
+    output:
+        data=ensure("results/datasets/{dataset}/data.parquet", non_empty=True),
+        manifest="results/datasets/{dataset}/manifest.json",
+    log:
+        "logs/datasets/{dataset}/prepare_dataset.log",
+    benchmark:
+        "benchmarks/datasets/{dataset}/prepare_dataset.tsv"
+    params:
+        dataset=get_dataset_ref,
+        code_version=CODE_VERSION["prepare_dataset"],
+    retries: 3
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/prepare_dataset.py"
+
+
+rule train_tokenizer:
+    input:
+        data=get_tokenizer_corpus,
+    output:
+        tokenizer=directory("results/tokenizers/{tokenizer}/tokenizer"),
+        manifest=ensure("results/tokenizers/{tokenizer}/manifest.json", non_empty=True),
+    log:
+        "logs/tokenizers/{tokenizer}/train_tokenizer.log",
+    benchmark:
+        "benchmarks/tokenizers/{tokenizer}/train_tokenizer.tsv"
+    params:
+        tokenizer=lookup(dpath="tokenizers/{tokenizer}", within=config),
+        code_version=CODE_VERSION["train_tokenizer"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/train_tokenizer.py"
+
+
+rule pretrain_lm:
+    input:
+        data=get_build_corpus,
+        tokenizer=get_build_tokenizer,
+    output:
+        model=directory("results/models/{model}/model"),
+        metrics=ensure("results/models/{model}/train_metrics.json", non_empty=True),
+        manifest="results/models/{model}/manifest.json",
+    log:
+        "logs/models/{model}/pretrain_lm.log",
+    benchmark:
+        "benchmarks/models/{model}/pretrain_lm.tsv"
+    params:
+        build=lookup(dpath="models/{model}/build", within=config),
+        runtime=lookup(dpath="runtime", within=config),
+        scratch="results/models/{model}/.scratch/pretrain_lm",
+        code_version=CODE_VERSION["pretrain_lm"],
+    wildcard_constraints:
+        model=alias_regex(BUILD_MODELS),
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/pretrain_lm.py"
+
+
+rule download_model:
+    localrule: True
+    output:
+        marker=ensure("results/models/{model}/download.json", non_empty=True),
+        manifest="results/models/{model}/download.manifest.json",
+    log:
+        "logs/models/{model}/download_model.log",
+    params:
+        model=get_model_ref,
+        code_version=CODE_VERSION["download_model"],
+    wildcard_constraints:
+        model=alias_regex(HUB_MODELS),
+    retries: 3
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/download_model.py"

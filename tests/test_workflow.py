@@ -1,0 +1,205 @@
+"""The workflow end to end, in disposable copies: dry-runs, bad configs, the tiny demo,
+no-op reruns, targeted reruns, a SIGKILLed training job, and token hygiene."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import SNAKEMAKE, TINY, clean_env, copy_workflow, snakemake
+
+pytestmark = pytest.mark.workflow
+
+FAKE_TOKEN = "hf_" + "Zq7" * 11  # looks like a token; never valid
+REPO = Path(__file__).resolve().parents[1]
+PAPER = sorted((REPO / "config" / "paper").glob("*.yaml"))
+
+
+def planned_jobs(dry_run_stdout: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry-run lists."""
+    jobs, current = [], None
+    for line in dry_run_stdout.splitlines():
+        match = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if match:
+            current = [match.group(1), ""]
+            jobs.append(current)
+        elif current and line.strip().startswith("wildcards:"):
+            current[1] = line.split(":", 1)[1].strip()
+    return [tuple(j) for j in jobs]
+
+
+# --------------------------------------------------------------------------- dry runs
+@pytest.fixture(scope="module")
+def dry_copy(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("dry"))
+
+
+def test_default_config_dry_runs(dry_copy):
+    proc = snakemake(dry_copy, "-n", "--cores", "1")
+    rules = {rule for rule, _ in planned_jobs(proc.stdout)}
+    assert {"prepare_dataset", "train_tokenizer", "pretrain_lm", "plot_pretraining", "all"} <= rules
+    pretrained = {wc for rule, wc in planned_jobs(proc.stdout) if rule == "pretrain_lm"}
+    assert pretrained == {"model=tiny-gpt2", "model=tiny-llama", "model=tiny-bert"}
+
+
+@pytest.mark.parametrize("config", PAPER, ids=lambda p: p.stem)
+def test_paper_config_dry_runs(dry_copy, config):
+    proc = snakemake(dry_copy, "-n", "--cores", "1", "--configfile", str(config), "--replace-workflow-config")
+    jobs = planned_jobs(proc.stdout)
+    cfg = yaml.safe_load(config.read_text())
+    for alias, spec in cfg.get("models", {}).items():
+        if "hf_id" in spec:
+            assert ("download_model", f"model={alias}") in jobs
+    for alias in cfg.get("datasets", {}):
+        assert ("prepare_dataset", f"dataset={alias}") in jobs
+    assert not (dry_copy / "results").exists()
+
+
+def test_slurm_profile_dry_runs(dry_copy):
+    proc = snakemake(dry_copy, "-n", "--profile", "profiles/slurm", *TINY)
+    assert "pretrain_lm" in proc.stdout
+
+
+# --------------------------------------------------------------------------- bad configs
+BAD_CONFIGS = {
+    "typo": (
+        ("models", "tiny-gpt2", "build", "pretrain"),
+        "max_stepz",
+        10,
+        "models.tiny-gpt2.build.pretrain.max_stepz",
+    ),
+    "type": (("models", "tiny-llama", "build", "size"), "layers", "two", "models.tiny-llama.build.size.layers"),
+    "alias": (("models", "tiny-bert", "build"), "tokenizer", "wordpeice", "models.tiny-bert.build.tokenizer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_fails_before_any_job_naming_the_key(case, tmp_path):
+    work = copy_workflow(tmp_path / "w")
+    cfg = yaml.safe_load((work / "tests/config/tiny.yaml").read_text())
+    path, key, value, named = BAD_CONFIGS[case]
+    node = cfg
+    for part in path:
+        node[part] = dict(node[part])  # break YAML anchors: change one model only
+        node = node[part]
+    node[key] = value
+    (work / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "--cores", "1", "--configfile", "bad.yaml", "--replace-workflow-config", check=False)
+    assert proc.returncode != 0
+    assert named in proc.stderr + proc.stdout
+    assert not (work / "results").exists() and not (work / "logs").exists(), "no job may start"
+
+
+# --------------------------------------------------------------------------- the tiny demo
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny config end to end, with a (fake) HF_TOKEN in the environment."""
+    work = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    env = clean_env(HF_TOKEN=FAKE_TOKEN)
+    snakemake(work, *TINY, "--cores", "2", env=env)
+    snakemake(work, *TINY, "--report", "results/report.html", env=env)
+    return work, env
+
+
+def test_tiny_demo_builds_and_pretrains_every_architecture(tiny_run):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    work, _ = tiny_run
+    for alias, auto in (
+        ("tiny-gpt2", AutoModelForCausalLM),
+        ("tiny-llama", AutoModelForCausalLM),
+        ("tiny-bert", AutoModelForMaskedLM),
+    ):
+        model_dir = work / "results/models" / alias / "model"
+        assert (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer.json").is_file()
+        model = auto.from_pretrained(model_dir, local_files_only=True)
+        assert model.config.num_hidden_layers == 2
+        manifest = yaml.safe_load((work / "results/models" / alias / "manifest.json").read_text())
+        assert manifest["seed"] == 0 and manifest["params"]["build"]["arch"] in alias
+        assert manifest["packages"]["torch"]
+        assert not (work / "results/models" / alias / ".scratch").exists()
+    svg = (work / "results/models/plots/pretrain_loss.svg").read_text()
+    assert "<svg" in svg
+    csv = (work / "results/models/plots/pretrain_loss.csv").read_text().splitlines()
+    assert csv[0] == "model,step,split,loss" and len(csv) > 10
+    report = (work / "results/report.html").read_text(errors="replace")
+    assert "pretrain_loss.svg" in report
+
+
+def test_second_run_does_nothing(tiny_run):
+    work, env = tiny_run
+    proc = snakemake(work, *TINY, "--cores", "2", env=env)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_one_param_reruns_only_its_dependents(tiny_run):
+    work, env = tiny_run
+    cfg = yaml.safe_load((work / "tests/config/tiny.yaml").read_text())
+    bert = cfg["models"]["tiny-bert"]["build"]
+    bert["pretrain"] = {**bert["pretrain"], "learning_rate": 1.0e-3}
+    (work / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "-n", "--cores", "2", "--configfile", "changed.yaml", "--replace-workflow-config", env=env)
+    assert sorted(planned_jobs(proc.stdout)) == [
+        ("all", ""),
+        ("plot_pretraining", ""),
+        ("pretrain_lm", "model=tiny-bert"),
+    ]
+
+
+def test_hf_token_appears_in_no_log_manifest_or_output(tiny_run):
+    work, _ = tiny_run
+    needle = FAKE_TOKEN.encode()
+    scanned, leaks = 0, []
+    for top in ("results", "logs", "benchmarks", ".snakemake"):
+        for path in (work / top).rglob("*"):
+            if path.is_file():
+                scanned += 1
+                if needle in path.read_bytes():
+                    leaks.append(str(path.relative_to(work)))
+    assert scanned > 20
+    assert not leaks, f"HF_TOKEN leaked into: {leaks}"
+
+
+def test_sigkilled_training_job_resumes_to_the_same_weights(tiny_run, tmp_path):
+    """Kill snakemake and its training job mid-run (SIGKILL), re-run, and get the
+    weights of the uninterrupted tiny run."""
+    clean, _ = tiny_run
+    work = copy_workflow(tmp_path / "killed")
+    env = clean_env()
+    target = "results/models/tiny-gpt2/model"
+    scratch = work / "results/models/tiny-gpt2/.scratch/pretrain_lm"
+    proc = subprocess.Popen(
+        [*SNAKEMAKE, *TINY, "--cores", "2", target],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if any(p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file() for p in scratch.glob("*")):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
+    assert not (work / "results/models/tiny-gpt2/train_metrics.json").exists()
+
+    snakemake(work, "--unlock", *TINY, env=env)  # a killed snakemake leaves its lock behind
+    snakemake(work, *TINY, "--cores", "2", target, env=env)
+    metrics = yaml.safe_load((work / "results/models/tiny-gpt2/train_metrics.json").read_text())
+    assert 0 < metrics["resumed_from_step"] < metrics["global_step"] == 200
+    assert metrics["steps_this_attempt"] == 200 - metrics["resumed_from_step"]
+    resumed = load_file(work / target / "model.safetensors")
+    reference = load_file(clean / target / "model.safetensors")
+    assert resumed.keys() == reference.keys()
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)

@@ -1,0 +1,266 @@
+"""Config schema and validation: every bad config fails naming the key."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biasdrift import config as bdc
+from biasdrift.corpora import NeutralTextParams
+from biasdrift.models import ModelSize
+from biasdrift.pretrain import PretrainConfig
+from biasdrift.tokenization import TokenizerConfig
+from biasdrift.training import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = bdc.load_yaml(REPO / "config" / "schema.yaml")
+CONFIGS = sorted([REPO / "config" / "config.yaml", REPO / "tests" / "config" / "tiny.yaml"]) + sorted(
+    (REPO / "config" / "paper").glob("*.yaml")
+)
+
+
+def demo() -> dict:
+    return copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+
+
+def problems_of(cfg: dict) -> str:
+    with pytest.raises(bdc.ConfigError) as err:
+        bdc.validate_config(cfg, SCHEMA)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    cfg = yaml.safe_load(path.read_text())
+    bdc.validate_config(cfg, SCHEMA)
+
+
+def test_paper_configs_cover_every_study_with_hub_ids():
+    seen = set()
+    for path in (REPO / "config" / "paper").glob("*.yaml"):
+        cfg = bdc.validate_config(yaml.safe_load(path.read_text()), SCHEMA)
+        assert cfg["tier"] == "paper"
+        assert list(cfg["studies"]) == [path.stem], f"{path.name} should run exactly its own study"
+        seen.add(path.stem)
+        assert not bdc.aliases_by_source(cfg, "models", "path"), "paper configs load hub ids, not local paths"
+    assert seen == set(bdc.STUDIES)
+
+
+def test_defaults_are_filled():
+    cfg = bdc.validate_config(demo(), SCHEMA)
+    gpt2 = cfg["models"]["tiny-gpt2"]
+    assert gpt2["trust_remote_code"] is False
+    assert gpt2["build"]["pretrain"]["grad_accum"] == 1
+    assert gpt2["build"]["size"]["kv_heads"] is None
+    assert cfg["runtime"] == {"device": "auto", "deterministic": False}
+
+
+def test_typo_names_the_key_and_suggests():
+    cfg = demo()
+    cfg["models"]["tiny-gpt2"]["build"]["size"]["layres"] = 3
+    msg = problems_of(cfg)
+    assert "models.tiny-gpt2.build.size.layres: unknown key (did you mean 'layers'?)" in msg
+
+
+def test_top_level_typo():
+    cfg = demo()
+    cfg["modles"] = cfg.pop("models")
+    assert "modles: unknown key (did you mean 'models'?)" in problems_of(cfg)
+
+
+def test_wrong_type_names_the_key():
+    cfg = demo()
+    cfg["models"]["tiny-llama"]["build"]["size"] = {**cfg["models"]["tiny-llama"]["build"]["size"], "layers": "two"}
+    assert "models.tiny-llama.build.size.layers: 'two' is not of type 'integer'" in problems_of(cfg)
+
+
+def test_bad_enum_names_the_key():
+    cfg = demo()
+    cfg["models"]["tiny-gpt2"]["build"]["arch"] = "gpt3"
+    assert "models.tiny-gpt2.build.arch: 'gpt3' is not one of" in problems_of(cfg)
+
+
+@pytest.mark.parametrize(
+    ("section", "alias", "key", "where"),
+    [
+        ("models", "tiny-bert", "tokenizer", "models.tiny-bert.build.tokenizer: unknown tokenizer alias 'nope'"),
+        ("models", "tiny-gpt2", "corpus", "models.tiny-gpt2.build.corpus: unknown dataset alias 'nope'"),
+        ("tokenizers", "neutral-bpe", "corpus", "tokenizers.neutral-bpe.corpus: unknown dataset alias 'nope'"),
+    ],
+)
+def test_unknown_alias_names_the_key(section, alias, key, where):
+    cfg = demo()
+    target = cfg[section][alias]["build"] if section == "models" else cfg[section][alias]
+    target[key] = "nope"
+    assert where in problems_of(cfg)
+
+
+def test_require_alias_names_the_place():
+    cfg = bdc.validate_config(demo(), SCHEMA)
+    with pytest.raises(bdc.ConfigError, match=r"studies.x.models\[0\]: unknown model alias 'tiny-gtp2' \(did you mean"):
+        bdc.require_alias(cfg, "models", "tiny-gtp2", "studies.x.models[0]")
+
+
+def test_alias_must_be_a_wildcard_value():
+    cfg = demo()
+    cfg["models"]["openai-community/gpt2"] = {"hf_id": "openai-community/gpt2", "revision": "main"}
+    assert "alias 'openai-community/gpt2' is not allowed" in problems_of(cfg)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{}, {"hf_id": "openai-community/gpt2", "path": "/tmp/x"}],
+    ids=["none", "two"],
+)
+def test_model_needs_exactly_one_source(spec):
+    cfg = demo()
+    cfg["models"]["odd"] = spec
+    assert "models.odd: give exactly one of hf_id, path, build" in problems_of(cfg)
+
+
+def test_token_in_config_is_rejected():
+    cfg = demo()
+    cfg["models"]["hub"] = {"hf_id": "openai-community/gpt2", "description": "hf_" + "a1B2c3D4e5F6g7H8i9J0kLmN"}
+    assert "models.hub.description: looks like a Hugging Face token" in problems_of(cfg)
+    cfg = demo()
+    cfg["models"]["tiny-gpt2"]["token"] = "x"
+    assert "models.tiny-gpt2.token: tokens are not allowed in the config" in problems_of(cfg)
+
+
+def test_attention_layout_checks():
+    cfg = demo()
+    cfg["models"]["tiny-llama"]["build"]["size"] = {**cfg["models"]["tiny-llama"]["build"]["size"], "kv_heads": 3}
+    assert "models.tiny-llama.build.size.kv_heads: 3 does not divide heads=4" in problems_of(cfg)
+    cfg = demo()
+    cfg["models"]["tiny-gpt2"]["build"]["size"] = {**cfg["models"]["tiny-gpt2"]["build"]["size"], "kv_heads": 2}
+    assert "grouped-query attention needs arch llama" in problems_of(cfg)
+
+
+def test_block_size_must_fit_the_context():
+    cfg = demo()
+    cfg["models"]["tiny-gpt2"]["build"]["pretrain"] = {"block_size": 256}
+    assert "models.tiny-gpt2.build.pretrain.block_size: 256 exceeds size.context=128" in problems_of(cfg)
+
+
+def test_all_problems_are_reported_at_once():
+    cfg = demo()
+    cfg["seeds"] = ["zero"]
+    cfg["tier"] = "production"
+    msg = problems_of(cfg)
+    assert "seeds[0]: 'zero' is not of type 'integer'" in msg
+    assert "tier: 'production' is not one of ['demo', 'paper']" in msg
+
+
+# --------------------------------------------------------------------------- schema hygiene
+def _walk(schema: dict, path: str = ""):
+    for name, sub in schema.get("properties", {}).items():
+        yield f"{path}.{name}".lstrip("."), sub
+        if isinstance(sub, dict):
+            yield from _walk(sub, f"{path}.{name}")
+    for key in ("$defs",):
+        for name, sub in schema.get(key, {}).items():
+            if isinstance(sub, dict):
+                yield from _walk(sub, f"$defs.{name}")
+
+
+def test_every_key_is_typed_and_described():
+    missing = []
+    for where, sub in _walk(SCHEMA):
+        if not isinstance(sub, dict) or "$ref" in sub:
+            continue
+        if "description" not in sub:
+            missing.append(f"{where}: no description")
+        if not ({"type", "enum", "const"} & set(sub)):
+            missing.append(f"{where}: no type")
+    assert not missing, "\n".join(missing)
+
+
+def test_objects_reject_unknown_keys():
+    loose = [
+        where
+        for where, sub in _walk(SCHEMA)
+        if isinstance(sub, dict) and sub.get("type") == "object" and "properties" in sub
+        if sub.get("additionalProperties") is not False
+    ]
+    assert not loose, f"objects without additionalProperties: false: {loose}"
+
+
+@pytest.mark.parametrize(
+    ("cls", "props"),
+    [
+        (TrainConfig, SCHEMA["$defs"]["train_fields"]),
+        (PretrainConfig, SCHEMA["$defs"]["pretrain"]["properties"]),
+        (ModelSize, SCHEMA["$defs"]["size"]["properties"]),
+        (NeutralTextParams, SCHEMA["$defs"]["neutral_text_params"]["properties"]),
+    ],
+    ids=["train", "pretrain", "size", "neutral_text"],
+)
+def test_schema_defaults_match_the_dataclasses(cls, props):
+    """The schema and the package's dataclasses describe the same fields with the same
+    defaults, so a config value means the same thing in both places."""
+    assert {f.name for f in fields(cls)} == set(props)
+    for f in fields(cls):
+        assert f.default is not MISSING, f"{cls.__name__}.{f.name} needs a default"
+        assert props[f.name].get("default") == f.default, f"{cls.__name__}.{f.name}"
+
+
+def test_tokenizer_schema_matches_dataclass():
+    props = SCHEMA["$defs"]["tokenizer"]["properties"]
+    for f in fields(TokenizerConfig):
+        assert f.name in props
+        if f.default is not MISSING:
+            assert props[f.name]["default"] == f.default
+
+
+# --------------------------------------------------------------------------- resolution
+def test_model_refs_carry_no_token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secretsecretsecretsecret")
+    cfg = bdc.validate_config(yaml.safe_load((REPO / "config/paper/circuits.yaml").read_text()), SCHEMA)
+    ref = bdc.model_ref(cfg, "gpt2-small")
+    assert ref == {
+        "alias": "gpt2-small",
+        "source": "hf_id",
+        "hf_id": "openai-community/gpt2",
+        "revision": "main",
+        "trust_remote_code": False,
+    }
+    assert bdc.model_inputs(cfg, "gpt2-small") == ["results/models/gpt2-small/download.json"]
+
+
+def test_build_refs_point_at_the_pretrained_directory():
+    cfg = bdc.validate_config(demo(), SCHEMA)
+    ref = bdc.model_ref(cfg, "tiny-bert")
+    assert ref["source"] == "build" and ref["task"] == "mlm"
+    assert ref["path"] == "results/models/tiny-bert/model" == bdc.model_inputs(cfg, "tiny-bert")[0]
+
+
+def test_final_outputs_of_the_demo():
+    cfg = bdc.validate_config(demo(), SCHEMA)
+    out = bdc.final_outputs(cfg)
+    for alias in ("tiny-gpt2", "tiny-llama", "tiny-bert"):
+        assert f"results/models/{alias}/model" in out
+    assert "results/datasets/neutral-text/data.parquet" in out
+    assert "results/models/plots/pretrain_loss.svg" in out
+
+
+def test_unpinned_revisions_are_listed():
+    cfg = bdc.validate_config(yaml.safe_load((REPO / "config/paper/d3m.yaml").read_text()), SCHEMA)
+    listed = bdc.unpinned_revisions(cfg)
+    assert "models.bert-base-uncased: google-bert/bert-base-uncased@main" in listed
+    cfg["models"]["bert-base-uncased"]["revision"] = "0" * 40
+    assert not any(item.startswith("models.") for item in bdc.unpinned_revisions(cfg))
+
+
+def test_key_order_and_explicit_defaults_do_not_change_the_config():
+    """Snakemake compares params by repr: two spellings of one config must give
+    identical repr, or every job would rerun."""
+    plain = bdc.validate_config(demo(), SCHEMA)
+    spelled = demo()
+    gpt2 = spelled["models"]["tiny-gpt2"]["build"]
+    gpt2["pretrain"] = dict(reversed(list({**gpt2["pretrain"], "grad_accum": 1}.items())))
+    spelled["models"] = dict(reversed(list(spelled["models"].items())))
+    assert repr(bdc.validate_config(spelled, SCHEMA)) == repr(plain)

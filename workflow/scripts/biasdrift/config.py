@@ -1,0 +1,294 @@
+"""Config validation and alias resolution, used by ``rules/common.smk`` at parse time.
+
+Everything here is plain Python (yaml + jsonschema): no torch, so the workflow parses
+fast. Errors are :class:`ConfigError` with one line per problem, each naming the config
+key (``models.tiny-gpt2.build.size.layers: 'two' is not of type 'integer'``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ALIAS_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+# Something that looks like a Hugging Face access token.
+TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+
+SOURCES = ("hf_id", "path", "build")
+DATASET_SOURCES = ("hf_id", "path", "generate")
+STUDIES = ("circuits", "politune", "specdec", "d3m", "tinystories")
+ARCH_TASK = {"gpt2": "clm", "llama": "clm", "bert": "mlm"}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every offending key."""
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+# --------------------------------------------------------------------------- schema
+def load_yaml(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _key_path(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _format_error(error) -> str:  # jsonschema.ValidationError
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return "; ".join(
+            f"{where + '.' if where != '<top level>' else ''}{key}: unknown key{_suggest(key, allowed)}; "
+            f"allowed here: {', '.join(allowed) or 'none'}"
+            for key in extra
+        )
+    if error.validator == "oneOf":
+        options = [" + ".join(branch.get("required", [])) for branch in error.validator_value]
+        given = [k for k in options if k in (error.instance or {})]
+        return f"{where}: give exactly one of {', '.join(options)} (got: {', '.join(given) or 'none'})"
+    if "propertyNames" in error.schema_path:
+        return (
+            f"{where}: alias {error.instance!r} is not allowed; aliases are wildcard values: "
+            "lower-case letters, digits, '-' and '_' (an HF id goes into hf_id, not the alias)"
+        )
+    return f"{where}: {error.message}"
+
+
+def _default_filling_validator(schema: dict):
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def validate_config(config: dict, schema: dict | str | Path) -> dict:
+    """Validate ``config`` in place against the schema, filling schema defaults, then
+    check cross references and sort every mapping's keys (see :func:`canonicalize`).
+    Raises :class:`ConfigError` listing every problem."""
+    if not isinstance(schema, dict):
+        schema = load_yaml(schema)
+    if not isinstance(config, dict):
+        raise ConfigError([f"the config must be a mapping, got {type(config).__name__}"])
+    problems = _secret_problems(config)
+    validator = _default_filling_validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    problems += _dedupe(_format_error(e) for e in errors)
+    if not problems:
+        problems += reference_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    canonical = canonicalize(config)
+    config.clear()
+    config.update(canonical)
+    return config
+
+
+def canonicalize(obj: Any) -> Any:
+    """Sort mapping keys recursively. Snakemake compares params by ``repr``, which
+    depends on key order: without this, reordering keys in a YAML file, or writing a
+    default value out explicitly, would rerun every job that uses the section."""
+    if isinstance(obj, dict):
+        return {key: canonicalize(obj[key]) for key in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonicalize(value) for value in obj]
+    return obj
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
+
+
+def _secret_problems(config: Any, path: tuple = ()) -> list[str]:
+    """No token may be written into a config file: it would end up in params,
+    Snakemake's metadata and every manifest."""
+    problems: list[str] = []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if isinstance(key, str) and key.lower() in {"token", "hf_token", "use_auth_token"}:
+                problems.append(
+                    f"{_key_path((*path, key))}: tokens are not allowed in the config; "
+                    "set the HF_TOKEN environment variable instead"
+                )
+            problems += _secret_problems(value, (*path, key))
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            problems += _secret_problems(value, (*path, i))
+    elif isinstance(config, str) and TOKEN_RE.search(config):
+        problems.append(
+            f"{_key_path(path)}: looks like a Hugging Face token; never put a token in the "
+            "config, set the HF_TOKEN environment variable instead"
+        )
+    return problems
+
+
+# --------------------------------------------------------------------------- references
+def reference_problems(config: dict) -> list[str]:
+    """Aliases that point nowhere, and values the schema cannot express."""
+    problems: list[str] = []
+    datasets = config.get("datasets", {})
+    tokenizers = config.get("tokenizers", {})
+    for alias, tok in tokenizers.items():
+        if tok["corpus"] not in datasets:
+            problems.append(_unknown("dataset", tok["corpus"], f"tokenizers.{alias}.corpus", datasets))
+    for alias, model in config.get("models", {}).items():
+        build = model.get("build")
+        if build:
+            where = f"models.{alias}.build"
+            if build["tokenizer"] not in tokenizers:
+                problems.append(_unknown("tokenizer", build["tokenizer"], f"{where}.tokenizer", tokenizers))
+            if build["corpus"] not in datasets:
+                problems.append(_unknown("dataset", build["corpus"], f"{where}.corpus", datasets))
+            size = build["size"]
+            kv = size.get("kv_heads")
+            if kv is not None and size["heads"] % kv:
+                problems.append(f"{where}.size.kv_heads: {kv} does not divide heads={size['heads']}")
+            if kv is not None and kv != size["heads"] and build["arch"] != "llama":
+                problems.append(f"{where}.size.kv_heads: grouped-query attention needs arch llama")
+            if size["hidden"] % size["heads"]:
+                problems.append(f"{where}.size.hidden: {size['hidden']} is not divisible by heads={size['heads']}")
+            block = build["pretrain"]["block_size"]
+            if block > size["context"]:
+                problems.append(f"{where}.pretrain.block_size: {block} exceeds size.context={size['context']}")
+            if build["pretrain"].get("early_stopping_patience") and not build["pretrain"]["eval_steps"]:
+                problems.append(f"{where}.pretrain.early_stopping_patience: needs eval_steps > 0")
+        if model.get("trust_remote_code") and not model.get("hf_id") and not model.get("path"):
+            problems.append(f"models.{alias}.trust_remote_code: only meaningful for hf_id or path models")
+    return problems
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else " (typo?)"
+
+
+def _unknown(kind: str, alias: str, where: str, known: dict) -> str:
+    names = ", ".join(sorted(known)) or "none defined"
+    return f"{where}: unknown {kind} alias {alias!r}{_suggest(alias, known)}; known: {names}"
+
+
+def require_alias(config: dict, section: str, alias: str, where: str) -> dict:
+    """Look up ``config[section][alias]`` or raise a ConfigError naming ``where``."""
+    known = config.get(section, {})
+    if alias not in known:
+        raise ConfigError([_unknown(section.rstrip("s"), alias, where, known)])
+    return known[alias]
+
+
+def unpinned_revisions(config: dict) -> list[str]:
+    """Hub ids whose revision is not a commit sha (a warning, not an error)."""
+    out = []
+    for section in ("models", "datasets"):
+        for alias, spec in config.get(section, {}).items():
+            if spec.get("hf_id") and not SHA_RE.match(spec.get("revision") or ""):
+                out.append(f"{section}.{alias}: {spec['hf_id']}@{spec.get('revision') or 'main'}")
+    return out
+
+
+# --------------------------------------------------------------------------- paths
+def dataset_file(alias: str) -> str:
+    return f"results/datasets/{alias}/data.parquet"
+
+
+def tokenizer_dir(alias: str) -> str:
+    return f"results/tokenizers/{alias}/tokenizer"
+
+
+def built_model_dir(alias: str) -> str:
+    return f"results/models/{alias}/model"
+
+
+def download_marker(alias: str) -> str:
+    return f"results/models/{alias}/download.json"
+
+
+def model_source(config: dict, alias: str) -> str:
+    spec = require_alias(config, "models", alias, f"model alias {alias!r}")
+    return next(s for s in SOURCES if s in spec)
+
+
+def aliases_by_source(config: dict, section: str, source: str) -> list[str]:
+    return sorted(a for a, spec in config.get(section, {}).items() if source in spec)
+
+
+def model_ref(config: dict, alias: str) -> dict[str, Any]:
+    """Everything a job needs to load model ``alias``; passed to rules as a param
+    (deterministic, token-free) and consumed by :func:`biasdrift.models.load_model`."""
+    spec = require_alias(config, "models", alias, f"model alias {alias!r}")
+    ref: dict[str, Any] = {"alias": alias, "trust_remote_code": bool(spec.get("trust_remote_code", False))}
+    if "hf_id" in spec:
+        ref.update(source="hf_id", hf_id=spec["hf_id"], revision=spec.get("revision") or "main")
+    elif "path" in spec:
+        ref.update(source="path", path=spec["path"])
+    else:
+        build = spec["build"]
+        ref.update(source="build", path=built_model_dir(alias), arch=build["arch"], task=ARCH_TASK[build["arch"]])
+    return ref
+
+
+def model_inputs(config: dict, alias: str) -> list[str]:
+    """Files a rule must depend on to use model ``alias``."""
+    source = model_source(config, alias)
+    if source == "build":
+        return [built_model_dir(alias)]
+    if source == "hf_id":
+        return [download_marker(alias)]
+    return [config["models"][alias]["path"]]
+
+
+def dataset_ref(config: dict, alias: str) -> dict[str, Any]:
+    spec = require_alias(config, "datasets", alias, f"dataset alias {alias!r}")
+    return {"alias": alias, **copy.deepcopy(spec)}
+
+
+def dataset_inputs(config: dict, alias: str) -> list[str]:
+    """Inputs of rule prepare_dataset for ``alias`` (a local file is tracked)."""
+    spec = require_alias(config, "datasets", alias, f"dataset alias {alias!r}")
+    return [spec["path"]] if "path" in spec else []
+
+
+# --------------------------------------------------------------------------- targets
+def pretrain_plot_targets(config: dict) -> list[str]:
+    if not aliases_by_source(config, "models", "build"):
+        return []
+    return ["results/models/plots/pretrain_loss.svg", "results/models/plots/pretrain_loss.csv"]
+
+
+def final_outputs(config: dict) -> list[str]:
+    """Targets of rule ``all``: every dataset, every built model, every hub download,
+    the model plots, and what each enabled study adds (the study issues extend this)."""
+    targets: list[str] = [dataset_file(alias) for alias in sorted(config.get("datasets", {}))]
+    for alias in aliases_by_source(config, "models", "build"):
+        targets += [built_model_dir(alias), f"results/models/{alias}/train_metrics.json"]
+    for alias in aliases_by_source(config, "models", "hf_id"):
+        targets.append(download_marker(alias))
+    targets += pretrain_plot_targets(config)
+    return targets

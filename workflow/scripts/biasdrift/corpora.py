@@ -1,0 +1,167 @@
+"""Synthetic dataset generators (the demo tier's data), in a string registry.
+
+A generator is a function ``(params, seed) -> pandas.DataFrame`` with a ``split`` column
+and a ``@dataclass`` of parameters; it is registered under the name that
+``datasets.<alias>.generate.generator`` uses in the config. Study modules register their
+own generators; their module names go into :data:`PLUGIN_MODULES` so that a lookup
+imports them lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+# Modules that register generators when imported (studies add theirs here).
+PLUGIN_MODULES: list[str] = ["biasdrift.corpora"]
+
+
+@dataclass(frozen=True)
+class Generator:
+    name: str
+    func: Callable[[Any, int], pd.DataFrame]
+    params_cls: type
+
+
+_REGISTRY: dict[str, Generator] = {}
+
+
+def register_generator(name: str, params_cls: type) -> Callable:
+    def decorate(func: Callable[[Any, int], pd.DataFrame]) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].func is not func:
+            raise ValueError(f"generator {name!r} is registered twice")
+        _REGISTRY[name] = Generator(name, func, params_cls)
+        return func
+
+    return decorate
+
+
+def get_generator(name: str) -> Generator:
+    for module in PLUGIN_MODULES:
+        importlib.import_module(module)
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown dataset generator {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build_params(params_cls: type, params: dict[str, Any], where: str = "params") -> Any:
+    """Instantiate a params dataclass, naming unknown keys instead of a bare TypeError."""
+    names = {f.name for f in fields(params_cls)}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    return params_cls(**params)
+
+
+def generate(name: str, params: dict[str, Any], seed: int) -> pd.DataFrame:
+    gen = get_generator(name)
+    frame = gen.func(build_params(gen.params_cls, params, f"generator {name} params"), seed)
+    if frame.empty:
+        raise ValueError(f"generator {name!r} produced no rows (check its params: {params})")
+    if "split" not in frame.columns:
+        raise ValueError(f"generator {name!r} did not write a 'split' column")
+    return frame
+
+
+def assign_splits(n: int, valid_fraction: float, rng: random.Random) -> list[str]:
+    """A seeded train/valid assignment with exactly round(n * valid_fraction) valid rows
+    (at least one when the fraction is positive and n > 1)."""
+    n_valid = round(n * valid_fraction)
+    if valid_fraction > 0 and n > 1:
+        n_valid = max(1, min(n - 1, n_valid))
+    order = list(range(n))
+    rng.shuffle(order)
+    valid = set(order[:n_valid])
+    return ["valid" if i in valid else "train" for i in range(n)]
+
+
+# --------------------------------------------------------------------------- neutral_text
+@dataclass
+class NeutralTextParams:
+    n_documents: int = field(default=2000, metadata={"help": "Documents to generate."})
+    sentences_per_document: int = field(default=3, metadata={"help": "Sentences per document."})
+    valid_fraction: float = field(default=0.1, metadata={"help": "Fraction of documents in the valid split."})
+
+
+SUBJECTS = (
+    "the farmer",
+    "a child",
+    "my neighbour",
+    "the teacher",
+    "an old friend",
+    "the baker",
+    "a traveller",
+    "the doctor",
+    "our guest",
+    "the driver",
+    "a student",
+    "the gardener",
+    "the musician",
+    "a clerk",
+)
+VERBS = (
+    "carried",
+    "painted",
+    "found",
+    "cleaned",
+    "bought",
+    "sold",
+    "opened",
+    "fixed",
+    "visited",
+    "watched",
+    "cooked",
+    "moved",
+    "described",
+    "noticed",
+)
+OBJECTS = (
+    "a red box",
+    "the small table",
+    "an umbrella",
+    "the garden gate",
+    "a loaf of bread",
+    "the blue car",
+    "a letter",
+    "the window",
+    "a wooden chair",
+    "the old map",
+    "a basket of apples",
+    "the kitchen door",
+)
+PLACES = (
+    "near the river",
+    "in the market",
+    "at the station",
+    "behind the school",
+    "in the village",
+    "on the hill",
+    "at home",
+    "by the harbour",
+    "in the library",
+    "along the road",
+)
+TIMES = ("in the morning", "after lunch", "on monday", "before dinner", "at noon", "in the evening", "yesterday")
+
+
+@register_generator("neutral_text", NeutralTextParams)
+def neutral_text(params: NeutralTextParams, seed: int) -> pd.DataFrame:
+    """Everyday templated sentences with no group terms: a neutral background corpus."""
+    if params.n_documents < 1 or params.sentences_per_document < 1:
+        raise ValueError("neutral_text needs n_documents >= 1 and sentences_per_document >= 1")
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(params.n_documents):
+        sentences = []
+        for _ in range(params.sentences_per_document):
+            subject, verb, obj = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)
+            tail = rng.choice((rng.choice(PLACES), rng.choice(TIMES), f"{rng.choice(PLACES)} {rng.choice(TIMES)}"))
+            sentences.append(f"{subject.capitalize()} {verb} {obj} {tail}.")
+        docs.append(" ".join(sentences))
+    splits = assign_splits(len(docs), params.valid_fraction, rng)
+    return pd.DataFrame({"uid": [f"neutral-{i:06d}" for i in range(len(docs))], "text": docs, "split": splits})

@@ -1,0 +1,120 @@
+"""Tokenizers trained locally (no hub): byte-level BPE (GPT-2 / Llama style) and
+WordPiece (BERT style), saved with ``save_pretrained`` so ``AutoTokenizer`` reloads them.
+
+Study modules may register further kinds (tinystories adds SentencePiece)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biasdrift.runtime import atomic_path
+
+log = logging.getLogger(__name__)
+
+BPE_SPECIALS = {"eos": "<|endoftext|>", "pad": "<|pad|>"}
+WORDPIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = field(metadata={"help": "bpe (byte-level BPE) or wordpiece (BERT)."})
+    vocab_size: int = field(default=1024, metadata={"help": "Target vocabulary size."})
+    lowercase: bool = field(default=False, metadata={"help": "Lower-case text first."})
+    min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a merge."})
+
+
+def _train_bpe(texts: Iterable[str], cfg: TokenizerConfig):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    if cfg.lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=[BPE_SPECIALS["eos"], BPE_SPECIALS["pad"]],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BPE_SPECIALS["eos"],
+        eos_token=BPE_SPECIALS["eos"],
+        unk_token=BPE_SPECIALS["eos"],
+        pad_token=BPE_SPECIALS["pad"],
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def _train_wordpiece(texts: Iterable[str], cfg: TokenizerConfig):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=cfg.lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=list(WORDPIECE_SPECIALS),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+
+
+TRAINERS: dict[str, Callable[[Iterable[str], TokenizerConfig], Any]] = {
+    "bpe": _train_bpe,
+    "wordpiece": _train_wordpiece,
+}
+
+
+def train_tokenizer(texts: list[str], cfg: TokenizerConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train a tokenizer of kind ``cfg.kind`` on ``texts`` and save it to ``out_dir``."""
+    if cfg.kind not in TRAINERS:
+        raise ValueError(f"unknown tokenizer kind {cfg.kind!r}; known: {', '.join(sorted(TRAINERS))}")
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError("cannot train a tokenizer on an empty corpus")
+    tokenizer = TRAINERS[cfg.kind](texts, cfg)
+    with atomic_path(out_dir) as tmp:
+        tokenizer.save_pretrained(tmp)
+    vocab = len(tokenizer)
+    if vocab < cfg.vocab_size:
+        log.warning("tokenizer vocabulary has %d entries (< %d asked): the corpus is small", vocab, cfg.vocab_size)
+    log.info("trained %s tokenizer with %d entries on %d documents", cfg.kind, vocab, len(texts))
+    return {"kind": cfg.kind, "vocab_size": vocab, "documents": len(texts)}
+
+
+def train_tokenizer_from_dataset(
+    data_path: str | Path, text_column: str, cfg: TokenizerConfig, out_dir: str | Path
+) -> dict[str, Any]:
+    """Train on the ``train`` split of a prepared dataset (rule train_tokenizer)."""
+    from biasdrift.data import read_dataset
+
+    texts = read_dataset(data_path, [text_column], split="train")[text_column].tolist()
+    return train_tokenizer(texts, cfg, out_dir)

@@ -1,0 +1,316 @@
+"""The one training loop every training rule reuses: Hugging Face ``Trainer`` (trl's
+trainers are subclasses of it) with resumable state outside the declared outputs.
+
+Snakemake deletes a job's declared outputs before the job starts, so checkpoints live in
+an undeclared ``.scratch`` directory beside them. :func:`fit` resumes from the newest
+complete checkpoint there, writes the final weights and metrics atomically, and only
+then removes the scratch directory. A job killed at any point therefore continues
+where it stopped, and on CPU ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from biasdrift.runtime import atomic_path, config_hash, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+RUN_CONFIG = "run_config.json"
+
+
+@dataclass
+class TrainConfig:
+    """Fields shared by every training rule (schema: ``$defs/train_fields``)."""
+
+    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 = use epochs."})
+    epochs: float = field(default=1, metadata={"help": "Epochs (when max_steps is -1)."})
+    batch_size: int = field(default=16, metadata={"help": "Examples per device per micro-batch."})
+    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "Fraction of steps for linear warm-up."})
+    lr_scheduler: str = field(default="linear", metadata={"help": "linear, cosine, constant, constant_with_warmup."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
+    save_steps: int = field(default=500, metadata={"help": "Resumable checkpoint every N steps."})
+    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0 = at the end)."})
+    logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Evaluations without improvement before stopping (None = off)."}
+    )
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA), fp32 or bf16."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations (GPU)."})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be positive or -1, got {self.max_steps}")
+        if self.early_stopping_patience and not self.eval_steps:
+            raise ValueError("early_stopping_patience needs eval_steps > 0")
+        if self.precision not in {"auto", "fp32", "bf16"}:
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+def config_from_dict(cls: type, values: dict[str, Any], where: str = "config", **extra: Any):
+    """Build dataclass ``cls`` from a params dict, naming unknown keys."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    return cls(**{**values, **extra})
+
+
+def train_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """Only the TrainConfig fields of ``cfg`` (a subclass may add its own)."""
+    names = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in asdict(cfg).items() if k in names}
+
+
+def use_bf16(cfg: TrainConfig, device_type: str) -> bool:
+    if cfg.precision == "bf16":
+        if device_type != "cuda":
+            raise ValueError("precision bf16 needs a CUDA device; use auto or fp32 on CPU")
+        return True
+    if cfg.precision == "auto" and device_type == "cuda":
+        import torch
+
+        return torch.cuda.is_bf16_supported()
+    return False
+
+
+def training_arguments(
+    cfg: TrainConfig,
+    scratch_dir: str | Path,
+    seed: int,
+    device_type: str = "cpu",
+    args_cls: type | None = None,
+    **overrides: Any,
+):
+    """Map a :class:`TrainConfig` onto ``TrainingArguments`` (or a subclass such as
+    trl's ``DPOConfig`` / ``SFTConfig``, given as ``args_cls``)."""
+    if args_cls is None:
+        from transformers import TrainingArguments as args_cls  # noqa: N813
+
+    evaluate = cfg.eval_steps > 0
+    kwargs: dict[str, Any] = {
+        "output_dir": str(scratch_dir),
+        "max_steps": cfg.max_steps,
+        "num_train_epochs": cfg.epochs,
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "learning_rate": cfg.learning_rate,
+        "weight_decay": cfg.weight_decay,
+        "adam_beta1": cfg.adam_beta1,
+        "adam_beta2": cfg.adam_beta2,
+        "warmup_steps": cfg.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        "lr_scheduler_type": cfg.lr_scheduler,
+        "max_grad_norm": cfg.max_grad_norm,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": 2,
+        "eval_strategy": "steps" if evaluate else "no",
+        "eval_steps": cfg.eval_steps if evaluate else None,
+        "logging_strategy": "steps",
+        "logging_steps": cfg.logging_steps,
+        "seed": seed,
+        "data_seed": seed,
+        "use_cpu": device_type != "cuda",
+        "bf16": use_bf16(cfg, device_type),
+        "activation_checkpointing": cfg.gradient_checkpointing,
+        "report_to": "none",
+        "disable_tqdm": not sys.stderr.isatty(),
+        "dataloader_num_workers": 0,
+        "restore_callback_states_from_checkpoint": True,
+    }
+    if cfg.early_stopping_patience:
+        kwargs.update(
+            load_best_model_at_end=True,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+            save_steps=math.lcm(cfg.save_steps, cfg.eval_steps),
+        )
+    kwargs.update(overrides)
+    return args_cls(**kwargs)
+
+
+def callbacks_for(cfg: TrainConfig) -> list[Any]:
+    """Callbacks every training rule gets: step logging, and early stopping if asked."""
+    out: list[Any] = [LogCallback()]
+    if cfg.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        out.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    return out
+
+
+def _log_callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class LogCallback(_log_callback_base()):
+    """Progress in the rule log (tqdm is off in non-TTY logs): step, loss, rate, ETA."""
+
+    def __init__(self) -> None:
+        self._start = None
+        self._start_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ARG002
+        self._start, self._start_step = time.time(), state.global_step
+        log.info("training: %d optimizer steps (starting at %d)", state.max_steps, state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ARG002
+        if not logs:
+            return
+        done = state.global_step - self._start_step
+        elapsed = time.time() - (self._start or time.time())
+        rate = done / elapsed if elapsed > 0 else float("nan")
+        eta = (state.max_steps - state.global_step) / rate if rate and rate > 0 else float("nan")
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
+        log.info("step %d/%d: %s (%.2f steps/s, eta %.0fs)", state.global_step, state.max_steps, shown, rate, eta)
+
+
+class StepCounter(_log_callback_base()):
+    """Optimizer steps actually run by this process (proof that a resume skipped the
+    steps before its checkpoint)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ARG002
+        self.steps += 1
+
+
+# --------------------------------------------------------------------------- resume
+def checkpoint_complete(path: Path) -> bool:
+    """HF Trainer writes trainer_state.json last: a checkpoint without a parseable one
+    was interrupted while being written."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return False
+    try:
+        read_json(state)
+    except ValueError:
+        return False
+    return True
+
+
+def latest_checkpoint(scratch_dir: str | Path) -> Path | None:
+    scratch = Path(scratch_dir)
+    if not scratch.is_dir():
+        return None
+    found = []
+    for child in scratch.iterdir():
+        match = CHECKPOINT_RE.match(child.name)
+        if match and child.is_dir():
+            if checkpoint_complete(child):
+                found.append((int(match.group(1)), child))
+            else:
+                log.warning("ignoring incomplete checkpoint %s", child)
+    return max(found)[1] if found else None
+
+
+def prepare_scratch(scratch_dir: str | Path, run_config: Any) -> Path | None:
+    """Make ``scratch_dir`` belong to this exact run configuration and return the
+    checkpoint to resume from (None for a fresh start). Checkpoints of a different
+    configuration (changed params, other data) are discarded, never resumed."""
+    scratch = Path(scratch_dir)
+    marker = scratch / RUN_CONFIG
+    wanted = config_hash(run_config)
+    if scratch.exists():
+        previous = read_json(marker).get("hash") if marker.is_file() else None
+        if previous != wanted:
+            log.warning("discarding scratch state in %s: it belongs to another configuration", scratch)
+            shutil.rmtree(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_json(marker, {"hash": wanted, "config": run_config})
+    checkpoint = latest_checkpoint(scratch)
+    if checkpoint is not None:
+        log.info("resuming from %s", checkpoint)
+    return checkpoint
+
+
+def default_save(trainer, out_dir: Path) -> None:
+    trainer.save_model(str(out_dir))
+
+
+def fit(
+    trainer,  # transformers.Trainer or a subclass (trl trainers too)
+    *,
+    scratch_dir: str | Path,
+    out_dir: str | Path,
+    metrics_path: str | Path,
+    run_config: Any,
+    save: Callable[[Any, Path], None] = default_save,
+    keep_scratch: bool = False,
+) -> dict[str, Any]:
+    """Train with resume, save the final model to ``out_dir`` and metrics to
+    ``metrics_path`` (both atomically), then drop the scratch state.
+
+    ``run_config`` identifies the run (config, seed, data fingerprint); checkpoints made
+    under another ``run_config`` are never resumed. ``trainer.args.output_dir`` must be
+    ``scratch_dir``.
+    """
+    if Path(trainer.args.output_dir).resolve() != Path(scratch_dir).resolve():
+        raise ValueError("trainer.args.output_dir must be the scratch directory")
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # LogCallback logs instead of print()
+    counter = StepCounter()
+    trainer.add_callback(counter)
+    checkpoint = prepare_scratch(scratch_dir, run_config)
+    resumed_from = int(CHECKPOINT_RE.match(checkpoint.name).group(1)) if checkpoint else 0
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
+    with atomic_path(out_dir) as tmp:
+        save(trainer, tmp)
+    metrics = {
+        "global_step": trainer.state.global_step,
+        "epoch": trainer.state.epoch,
+        "train_loss": result.training_loss,
+        "final_eval": final_eval,
+        "resumed_from_step": resumed_from,
+        "steps_this_attempt": counter.steps,
+        "wall_seconds_this_attempt": round(time.time() - started, 3),
+        "best_checkpoint_step": _step_of(trainer.state.best_model_checkpoint),
+        "log_history": trainer.state.log_history,
+        "train_config": run_config,
+    }
+    write_json(metrics_path, metrics)
+    if not keep_scratch:
+        remove_scratch(scratch_dir)
+    return metrics
+
+
+def remove_scratch(scratch_dir: str | Path) -> None:
+    """Delete a job's scratch state, and the shared ``.scratch`` folder once empty."""
+    scratch = Path(scratch_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if scratch.parent.name == ".scratch":
+        with contextlib.suppress(OSError):
+            scratch.parent.rmdir()
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    match = CHECKPOINT_RE.match(Path(checkpoint).name)
+    return int(match.group(1)) if match else None
