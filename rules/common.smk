@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 from biasdrift import config as bdc  # noqa: E402
 
 try:
-    bdc.validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+    bdc.validate_config(
+        config, bdc.load_schema(Path(workflow.basedir) / "config" / "schema.yaml")
+    )
 except bdc.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -30,13 +32,15 @@ for _alias, _spec in config["models"].items():
 
 
 # Bump a stage's number when a change to biasdrift should invalidate its results
-# (params are tracked by Snakemake; package code is not).
+# (params are tracked by Snakemake; package code is not). Studies declare theirs in
+# biasdrift.<study>.workflow.CODE_VERSION.
 CODE_VERSION = {
     "prepare_dataset": 1,
     "train_tokenizer": 1,
     "pretrain_lm": 1,
     "download_model": 1,
     "plot_pretraining": 1,
+    **bdc.study_code_versions(),
 }
 
 STUDIES = sorted(config["studies"])
@@ -93,6 +97,19 @@ def get_model_ref(wildcards):
 
 def get_model_inputs(wildcards):
     return bdc.model_inputs(config, wildcards.model)
+
+
+def study_input(study, name):
+    """Input or params function ``name`` of biasdrift.<study>.workflow, bound to the
+    config: ``input: prompts=study_input("circuits", "prompt_files")`` calls
+    ``prompt_files(config, wildcards)``."""
+    func = getattr(bdc.plugins.study_module(study, "workflow"), name)
+
+    def bound(wildcards):
+        return func(config, wildcards)
+
+    bound.__name__ = f"{study}_{name}"
+    return bound
 
 
 def get_pretrain_metrics(wildcards):

@@ -67,3 +67,19 @@ TINY = ("--configfile", "tests/config/tiny.yaml", "--replace-workflow-config")
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+FAKE_TOKEN = "hf_" + "Zq7" * 11  # looks like a token; never valid
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """tests/config/tiny.yaml end to end (every study it enables) plus the report, in a
+    fresh copy of the workflow with a fake HF_TOKEN in the environment. Shared by the
+    workflow tests of the foundation and of every study: run once per session.
+    Returns (workdir, env)."""
+    work = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    env = clean_env(HF_TOKEN=FAKE_TOKEN)
+    snakemake(work, *TINY, "--cores", "2", env=env, timeout=1800)
+    snakemake(work, *TINY, "--report", "results/report.html", env=env)
+    return work, env

@@ -15,11 +15,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import SNAKEMAKE, TINY, clean_env, copy_workflow, snakemake
+from tests.conftest import FAKE_TOKEN, SNAKEMAKE, TINY, clean_env, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
-FAKE_TOKEN = "hf_" + "Zq7" * 11  # looks like a token; never valid
 REPO = Path(__file__).resolve().parents[1]
 PAPER = sorted((REPO / "config" / "paper").glob("*.yaml"))
 
@@ -100,16 +99,6 @@ def test_bad_config_fails_before_any_job_naming_the_key(case, tmp_path):
 
 
 # --------------------------------------------------------------------------- the tiny demo
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The tiny config end to end, with a (fake) HF_TOKEN in the environment."""
-    work = copy_workflow(tmp_path_factory.mktemp("tiny"))
-    env = clean_env(HF_TOKEN=FAKE_TOKEN)
-    snakemake(work, *TINY, "--cores", "2", env=env)
-    snakemake(work, *TINY, "--report", "results/report.html", env=env)
-    return work, env
-
-
 def test_tiny_demo_builds_and_pretrains_every_architecture(tiny_run):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 

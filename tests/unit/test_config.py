@@ -17,7 +17,7 @@ from biasdrift.tokenization import TokenizerConfig
 from biasdrift.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = bdc.load_yaml(REPO / "config" / "schema.yaml")
+SCHEMA = bdc.load_schema(REPO / "config" / "schema.yaml")
 CONFIGS = sorted([REPO / "config" / "config.yaml", REPO / "tests" / "config" / "tiny.yaml"]) + sorted(
     (REPO / "config" / "paper").glob("*.yaml")
 )
@@ -161,10 +161,10 @@ def _walk(schema: dict, path: str = ""):
         yield f"{path}.{name}".lstrip("."), sub
         if isinstance(sub, dict):
             yield from _walk(sub, f"{path}.{name}")
-    for key in ("$defs",):
-        for name, sub in schema.get(key, {}).items():
-            if isinstance(sub, dict):
-                yield from _walk(sub, f"$defs.{name}")
+    for name, sub in schema.get("$defs", {}).items():
+        if isinstance(sub, dict) and name != "train_fields":  # train_fields is a property map
+            yield f"$defs.{name}", sub
+            yield from _walk(sub, f"$defs.{name}")
 
 
 def test_every_key_is_typed_and_described():
@@ -234,7 +234,7 @@ def test_model_refs_carry_no_token(monkeypatch):
 def test_build_refs_point_at_the_pretrained_directory():
     cfg = bdc.validate_config(demo(), SCHEMA)
     ref = bdc.model_ref(cfg, "tiny-bert")
-    assert ref["source"] == "build" and ref["task"] == "mlm"
+    assert ref["source"] == "build" and ref["arch"] == "bert"
     assert ref["path"] == "results/models/tiny-bert/model" == bdc.model_inputs(cfg, "tiny-bert")[0]
 
 
@@ -264,3 +264,91 @@ def test_key_order_and_explicit_defaults_do_not_change_the_config():
     gpt2["pretrain"] = dict(reversed(list({**gpt2["pretrain"], "grad_accum": 1}.items())))
     spelled["models"] = dict(reversed(list(spelled["models"].items())))
     assert repr(bdc.validate_config(spelled, SCHEMA)) == repr(plain)
+
+
+# --------------------------------------------------------------------------- study plug-ins
+def _schema_dir(tmp_path, fragment: str, name: str = "circuits") -> Path:
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
+    (tmp_path / "schema" / f"{name}.yaml").write_text(fragment)
+    return tmp_path / "schema.yaml"
+
+
+FRAGMENT = """
+study:
+  type: object
+  additionalProperties: false
+  description: test study
+  properties:
+    finetune: {$ref: "#/$defs/train"}
+    k: {type: integer, default: 5, description: top-k}
+generators:
+  toy_world:
+    type: object
+    additionalProperties: false
+    properties:
+      n: {type: integer, default: 3, description: rows}
+architectures: [toyarch]
+"""
+
+
+def test_study_fragments_merge_into_the_schema(tmp_path):
+    schema = bdc.load_schema(_schema_dir(tmp_path, FRAGMENT))
+    cfg = demo()
+    cfg["studies"] = {"circuits": {"finetune": {"max_steps": 5}}}
+    cfg["datasets"]["toy"] = {"generate": {"generator": "toy_world"}}
+    bdc.validate_config(cfg, schema)
+    assert cfg["studies"]["circuits"]["k"] == 5
+    assert cfg["studies"]["circuits"]["finetune"]["learning_rate"] == 5e-5, "shared train defaults apply"
+    assert cfg["datasets"]["toy"]["generate"]["params"] == {"n": 3}
+    assert "toyarch" in schema["$defs"]["build"]["properties"]["arch"]["enum"]
+    cfg["studies"]["circuits"]["kk"] = 1
+    cfg["datasets"]["toy"]["generate"]["params"] = {"m": 1}
+    msg = problems_of_with(cfg, schema)
+    assert "studies.circuits.kk: unknown key (did you mean 'k'?)" in msg
+    assert "datasets.toy.generate.params.m: unknown key" in msg
+
+
+def problems_of_with(cfg, schema) -> str:
+    with pytest.raises(bdc.ConfigError) as err:
+        bdc.validate_config(cfg, schema)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "name", "message"),
+    [
+        ("study: {type: object}", "nostudy", "no study 'nostudy'"),
+        ("studdy: {}", "circuits", r"unknown top-level key\(s\) \['studdy'\]"),
+        ("$defs: {train: {type: object}}", "circuits", r"\$defs.train already exists"),
+    ],
+)
+def test_bad_fragments_are_named(tmp_path, fragment, name, message):
+    with pytest.raises(ValueError, match=message):
+        bdc.load_schema(_schema_dir(tmp_path, fragment, name))
+
+
+def test_enabled_studies_add_targets_and_checks(monkeypatch):
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(
+        targets=lambda config: [f"results/circuits/{m}.txt" for m in config["models"]],
+        problems=lambda _config: ["studies.circuits.models[0]: unknown model alias 'x'"],
+        CODE_VERSION={"discover_circuit": 3},
+    )
+    monkeypatch.setattr(bdc.plugins, "study_module", lambda study, _part: fake if study == "circuits" else None)
+    monkeypatch.setattr(bdc.plugins, "load", lambda _part: [fake])
+    cfg = demo()
+    assert "studies.circuits.models[0]: unknown model alias 'x'" not in str(bdc.reference_problems(cfg))
+    cfg["studies"] = {"circuits": {}}
+    assert bdc.reference_problems(cfg) == ["studies.circuits.models[0]: unknown model alias 'x'"]
+    assert "results/circuits/tiny-gpt2.txt" in bdc.final_outputs(cfg)
+    assert bdc.study_code_versions() == {"discover_circuit": 3}
+
+
+def test_missing_study_modules_are_none():
+    from biasdrift import plugins
+
+    assert plugins.study_module("politune", "no_such_part") is None
+    with pytest.raises(KeyError, match="unknown study 'astrology'"):
+        plugins.study_module("astrology", "workflow")

@@ -143,3 +143,11 @@ def test_missing_local_model_names_the_alias(tmp_path):
         models.load_model({"alias": "x", "source": "ftp"})
     with pytest.raises(ValueError, match="kind must be one of"):
         models.load_model({"alias": "x", "source": "path", "path": str(tmp_path)}, kind="seq2seq")
+
+
+def test_download_prefers_safetensors_over_pickles():
+    assert "*.safetensors" in models.download_patterns(["config.json", "model.safetensors", "pytorch_model.bin"])
+    assert "*.bin" not in models.download_patterns(["config.json", "model.safetensors", "pytorch_model.bin"])
+    assert "*.bin" in models.download_patterns(["config.json", "pytorch_model.bin"])
+    with pytest.raises(models.ModelLoadError, match=r"no safetensors or \.bin weights"):
+        models.download_patterns(["config.json", "tf_model.h5"])

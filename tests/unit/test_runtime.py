@@ -17,6 +17,22 @@ from biasdrift import runtime
 TOKEN = "hf_TESTtokenTESTtokenTESTtoken1234"
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging(monkeypatch):
+    """setup_logging replaces the root handlers and sys.excepthook: undo it after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
 def test_atomic_path_writes_files_and_directories(tmp_path):
     target = tmp_path / "out" / "a.json"
     with runtime.atomic_path(target) as tmp:
@@ -155,3 +171,18 @@ def test_seed_everything_is_reproducible():
 def test_progress_is_silent_without_a_terminal(capsys):
     assert list(runtime.progress(range(3), desc="x")) == [0, 1, 2]
     assert capsys.readouterr().err == ""
+
+
+def test_a_failing_job_logs_its_traceback_once(tmp_path, repo):
+    log = tmp_path / "rule.log"
+    script = textwrap.dedent(
+        f"""
+        import sys; sys.path.insert(0, {str(repo / "workflow" / "scripts")!r})
+        from biasdrift.runtime import job
+        with job({str(log)!r}, None, rule="r", params={{}}):
+            raise ValueError("the culprit")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert log.read_text().count("ValueError: the culprit") == 1

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from biasdrift import plugins
+
 ALIAS_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # Something that looks like a Hugging Face access token.
@@ -23,8 +25,8 @@ TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
 
 SOURCES = ("hf_id", "path", "build")
 DATASET_SOURCES = ("hf_id", "path", "generate")
-STUDIES = ("circuits", "politune", "specdec", "d3m", "tinystories")
-ARCH_TASK = {"gpt2": "clm", "llama": "clm", "bert": "mlm"}
+STUDIES = plugins.STUDIES
+FRAGMENT_KEYS = {"study", "$defs", "generators", "architectures", "tokenizer_kinds"}
 
 
 class ConfigError(ValueError):
@@ -40,6 +42,44 @@ class ConfigError(ValueError):
 def load_yaml(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def load_schema(path: str | Path) -> dict:
+    """The root schema with every study's fragment ``<dir>/schema/<study>.yaml`` merged in.
+
+    A fragment holds ``study`` (the schema of ``studies.<study>``) and optionally
+    ``$defs`` (added to the root's), ``generators`` (generator name -> schema of its
+    params), ``architectures`` (added to ``build.arch``) and ``tokenizer_kinds`` (added to
+    ``tokenizers.<alias>.kind``). Fragments refer to shared definitions with
+    ``$ref: "#/$defs/..."`` (e.g. ``#/$defs/train`` for a training section).
+    """
+    path = Path(path)
+    schema = load_yaml(path)
+    defs = schema["$defs"]
+    studies = schema["properties"]["studies"]["properties"]
+    generate = defs["dataset"]["properties"]["generate"]
+    for fragment_path in sorted((path.parent / "schema").glob("*.yaml")):
+        fragment = load_yaml(fragment_path) or {}
+        study = fragment_path.stem
+        if study not in studies:
+            raise ValueError(f"{fragment_path}: no study {study!r} in {path} (known: {', '.join(studies)})")
+        unknown = set(fragment) - FRAGMENT_KEYS
+        if unknown:
+            raise ValueError(f"{fragment_path}: unknown top-level key(s) {sorted(unknown)}")
+        if "study" in fragment:
+            studies[study] = fragment["study"]
+        for name, sub in fragment.get("$defs", {}).items():
+            if name in defs:
+                raise ValueError(f"{fragment_path}: $defs.{name} already exists")
+            defs[name] = sub
+        for name, params in fragment.get("generators", {}).items():
+            generate["properties"]["generator"]["enum"].append(name)
+            generate["allOf"].append(
+                {"if": {"properties": {"generator": {"const": name}}}, "then": {"properties": {"params": params}}}
+            )
+        defs["build"]["properties"]["arch"]["enum"] += list(fragment.get("architectures", []))
+        defs["tokenizer"]["properties"]["kind"]["enum"] += list(fragment.get("tokenizer_kinds", []))
+    return schema
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -92,7 +132,7 @@ def validate_config(config: dict, schema: dict | str | Path) -> dict:
     check cross references and sort every mapping's keys (see :func:`canonicalize`).
     Raises :class:`ConfigError` listing every problem."""
     if not isinstance(schema, dict):
-        schema = load_yaml(schema)
+        schema = load_schema(schema)
     if not isinstance(config, dict):
         raise ConfigError([f"the config must be a mapping, got {type(config).__name__}"])
     problems = _secret_problems(config)
@@ -182,6 +222,10 @@ def reference_problems(config: dict) -> list[str]:
                 problems.append(f"{where}.pretrain.early_stopping_patience: needs eval_steps > 0")
         if model.get("trust_remote_code") and not model.get("hf_id") and not model.get("path"):
             problems.append(f"models.{alias}.trust_remote_code: only meaningful for hf_id or path models")
+    for study in config.get("studies", {}):
+        module = plugins.study_module(study, "workflow")
+        if module is not None and hasattr(module, "problems"):
+            problems += module.problems(config)
     return problems
 
 
@@ -249,8 +293,7 @@ def model_ref(config: dict, alias: str) -> dict[str, Any]:
     elif "path" in spec:
         ref.update(source="path", path=spec["path"])
     else:
-        build = spec["build"]
-        ref.update(source="build", path=built_model_dir(alias), arch=build["arch"], task=ARCH_TASK[build["arch"]])
+        ref.update(source="build", path=built_model_dir(alias), arch=spec["build"]["arch"])
     return ref
 
 
@@ -291,4 +334,20 @@ def final_outputs(config: dict) -> list[str]:
     for alias in aliases_by_source(config, "models", "hf_id"):
         targets.append(download_marker(alias))
     targets += pretrain_plot_targets(config)
+    for study in sorted(config.get("studies", {})):
+        module = plugins.study_module(study, "workflow")
+        if module is not None and hasattr(module, "targets"):
+            targets += module.targets(config)
     return targets
+
+
+def study_code_versions() -> dict[str, int]:
+    """``CODE_VERSION`` entries of every study's workflow module (rules are defined
+    whether or not a study is enabled, so all studies count)."""
+    versions: dict[str, int] = {}
+    for module in plugins.load("workflow"):
+        for rule, version in getattr(module, "CODE_VERSION", {}).items():
+            if rule in versions:
+                raise ValueError(f"CODE_VERSION[{rule!r}] is defined by two studies")
+            versions[rule] = version
+    return versions

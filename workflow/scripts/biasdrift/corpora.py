@@ -2,14 +2,13 @@
 
 A generator is a function ``(params, seed) -> pandas.DataFrame`` with a ``split`` column
 and a ``@dataclass`` of parameters; it is registered under the name that
-``datasets.<alias>.generate.generator`` uses in the config. Study modules register their
-own generators; their module names go into :data:`PLUGIN_MODULES` so that a lookup
-imports them lazily.
+``datasets.<alias>.generate.generator`` uses in the config. Studies register theirs in
+``biasdrift.<study>.generators``, imported on lookup (:mod:`biasdrift.plugins`); the
+schema of their params goes into the study's schema fragment (``generators:``).
 """
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -17,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-# Modules that register generators when imported (studies add theirs here).
-PLUGIN_MODULES: list[str] = ["biasdrift.corpora"]
+from biasdrift import plugins
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,8 @@ def register_generator(name: str, params_cls: type) -> Callable:
 
 
 def get_generator(name: str) -> Generator:
-    for module in PLUGIN_MODULES:
-        importlib.import_module(module)
+    if name not in _REGISTRY:
+        plugins.load("generators")
     if name not in _REGISTRY:
         raise KeyError(f"unknown dataset generator {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biasdrift import plugins
 from biasdrift.runtime import hf_token
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ def _bert_config(size: ModelSize, tokenizer):
 
 def get_architecture(name: str) -> Architecture:
     if name not in ARCHITECTURES:
+        plugins.load("architectures")  # studies register theirs (tinystories: llama2c)
+    if name not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[name]
 
@@ -236,22 +239,39 @@ def load_model(
     return model.to(device)
 
 
+def download_patterns(files: list[str]) -> list[str]:
+    """Config, tokenizer and weight files of a hub repo: safetensors weights when the
+    repo has them, the pickled ``*.bin`` ones only when it has nothing else (never both,
+    and never other frameworks' weights). Code files come along but only run with
+    ``trust_remote_code``."""
+    patterns = ["*.json", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
+    if any(f.endswith(".safetensors") for f in files):
+        patterns.append("*.safetensors")
+    elif any(f.endswith(".bin") for f in files):
+        patterns.append("*.bin")
+    else:
+        raise ModelLoadError(f"no safetensors or .bin weights among the hub files: {sorted(files)[:20]}")
+    return patterns
+
+
 def download_model(ref: dict[str, Any], marker_path: str | Path) -> dict[str, Any]:
     """Fetch a hub model into the local Hugging Face cache (rule download_model, run on
     a node with internet), so compute jobs load it with ``from_pretrained`` offline.
     Writes a marker JSON naming the resolved commit."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
     from biasdrift.runtime import write_json
 
     if ref.get("source") != "hf_id":
         raise ModelLoadError(f"model alias {ref.get('alias')!r} is not a hub model; nothing to download")
+    revision = ref.get("revision") or "main"
+    files = HfApi().list_repo_files(ref["hf_id"], revision=revision, token=hf_token())
     local = Path(
         snapshot_download(
             repo_id=ref["hf_id"],
-            revision=ref.get("revision") or "main",
+            revision=revision,
             token=hf_token(),
-            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py", "*.tiktoken"],
+            allow_patterns=download_patterns(files),
         )
     )
     info = {

@@ -114,6 +114,8 @@ def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO)
         if issubclass(exc_type, KeyboardInterrupt):
             sys.__excepthook__(exc_type, exc, tb)
             return
+        if getattr(exc, "_biasdrift_logged", False):  # job() logged it already
+            return
         logging.getLogger("biasdrift").critical("uncaught exception", exc_info=(exc_type, exc, tb))
 
     sys.excepthook = excepthook
@@ -345,8 +347,10 @@ def job(
     extra: dict[str, Any] = {}
     try:
         yield extra
-    except BaseException:
+    except BaseException as exc:
         log.exception("rule %s failed", rule)
+        with contextlib.suppress(AttributeError, TypeError):
+            exc._biasdrift_logged = True  # type: ignore[attr-defined]
         raise
     if manifest_path:
         write_manifest(

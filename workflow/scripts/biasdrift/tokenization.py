@@ -1,7 +1,8 @@
 """Tokenizers trained locally (no hub): byte-level BPE (GPT-2 / Llama style) and
 WordPiece (BERT style), saved with ``save_pretrained`` so ``AutoTokenizer`` reloads them.
 
-Study modules may register further kinds (tinystories adds SentencePiece)."""
+Studies may register further kinds in ``TRAINERS`` from ``biasdrift.<study>.tokenizers``
+(tinystories adds SentencePiece)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biasdrift import plugins
 from biasdrift.runtime import atomic_path
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ TRAINERS: dict[str, Callable[[Iterable[str], TokenizerConfig], Any]] = {
 
 def train_tokenizer(texts: list[str], cfg: TokenizerConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train a tokenizer of kind ``cfg.kind`` on ``texts`` and save it to ``out_dir``."""
+    if cfg.kind not in TRAINERS:
+        plugins.load("tokenizers")  # studies register further kinds
     if cfg.kind not in TRAINERS:
         raise ValueError(f"unknown tokenizer kind {cfg.kind!r}; known: {', '.join(sorted(TRAINERS))}")
     texts = [t for t in texts if isinstance(t, str) and t.strip()]

@@ -279,7 +279,7 @@ def fit(
     resumed_from = int(CHECKPOINT_RE.match(checkpoint.name).group(1)) if checkpoint else 0
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
+    final_eval = final_evaluation(trainer)
     with atomic_path(out_dir) as tmp:
         save(trainer, tmp)
     metrics = {
@@ -307,6 +307,21 @@ def remove_scratch(scratch_dir: str | Path) -> None:
     if scratch.parent.name == ".scratch":
         with contextlib.suppress(OSError):
             scratch.parent.rmdir()
+
+
+def final_evaluation(trainer) -> dict[str, Any]:
+    """Validation metrics of the final weights: those logged at the last step when the
+    schedule already evaluated there (and no best checkpoint was reloaded), else a
+    fresh evaluation."""
+    if trainer.eval_dataset is None:
+        return {}
+    if not trainer.args.load_best_model_at_end:
+        for entry in reversed(trainer.state.log_history):
+            if "eval_loss" in entry:
+                if entry.get("step") == trainer.state.global_step:
+                    return {k: v for k, v in entry.items() if k.startswith("eval_") or k == "epoch"}
+                break
+    return trainer.evaluate()
 
 
 def _step_of(checkpoint: str | None) -> int | None:
