@@ -22,7 +22,7 @@ help:
 	@echo "make demo                  venv + demo tier end to end + results/report.html"
 	@echo "make test                  venv + lint + test suite (what CI runs)"
 	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml"
-	@echo "make bench                 benchmarks (timings go to bench/results/)"
+	@echo "make bench                 every bench/bench_*.py (results in bench/results/)"
 	@echo "make install-slurm-profile link profiles/slurm to ~/.config/snakemake/slurm"
 	@echo "make lock                  regenerate constraints.txt from a fresh venv"
 
@@ -64,7 +64,7 @@ dryrun: venv
 		$(SNAKEMAKE) -n --quiet rules --configfile $$f --replace-workflow-config; done
 
 bench: venv
-	$(BIN)/python bench/run.py
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lock:
 	rm -rf /tmp/biasdrift-lock && $(PYTHON) -m venv /tmp/biasdrift-lock

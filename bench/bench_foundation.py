@@ -1,4 +1,5 @@
-"""Benchmarks (timings live here, never in tests). Run with `make bench`.
+"""Foundation benchmarks (timings live in bench/, never in tests). `make bench` runs
+every bench/bench_*.py; this one alone: .venv/bin/python bench/bench_foundation.py
 
 foundation:
   * no-op rerun: wall time of `snakemake` right after a complete run (goal < 10 s);
