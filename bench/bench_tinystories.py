@@ -221,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--stories", type=int, default=10_000, help="stories per shard")
-    parser.add_argument("--vocab", type=int, default=2048)
+    parser.add_argument("--vocab", type=int, default=1024, help="the synthetic corpus supports <= ~1900")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="torch.compile on CUDA")
@@ -240,7 +240,7 @@ def main() -> None:
         print(json.dumps(result["training_cpu_tiny"], indent=2), flush=True)
         if torch.cuda.is_available():
             result["training_cuda_base30M"] = bench_training(
-                "base30M", {"vocab_size": 8192, "dropout": 0.0}, 256, 128, (20, 120), "cuda", args.compile, 8
+                "base30M", {"vocab_size": 1024, "dropout": 0.0}, 256, 128, (20, 120), "cuda", args.compile, 8
             )
         else:
             result["training_cuda_base30M"] = "not measured: no CUDA device"

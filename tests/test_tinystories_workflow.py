@@ -65,30 +65,48 @@ def _tiny_config(work):
     return yaml.safe_load((work / "tests/config/tiny.yaml").read_text())
 
 
+def _schema_typos(s):
+    s["recovery"]["stepz"] = [0, 3]
+    s["model"]["preset"] = "base92M"
+    s["feature"] = "Plot"
+
+
+def _bad_references(s):
+    s["datasets"]["filter"] = {"filtering": "features!=twist"}
+    s["deletion"]["protocols"]["f-at"] = "filter-advv"
+
+
 @pytest.mark.parametrize(
-    "edit,message",
+    "edit,messages",
     [
         (
-            lambda s: s["datasets"].update({"filter": {"filtering": "features!=twist"}}),
-            "studies.tinystories.datasets.filter: filtering: unknown feature 'twist'",
+            _schema_typos,
+            [
+                "studies.tinystories.recovery.stepz: unknown key",
+                "studies.tinystories.model.preset: 'base92M' is not one of",
+                "studies.tinystories.feature: 'Plot' is not one of",
+            ],
         ),
         (
-            lambda s: s["deletion"]["protocols"].update({"f-at": "filter-advv"}),
-            "studies.tinystories.deletion.protocols.f-at: unknown dataset 'filter-advv'",
+            _bad_references,
+            [
+                "studies.tinystories.datasets.filter: filtering: unknown feature 'twist' in 'features!=twist' "
+                "(feature names are case-sensitive: did you mean 'Twist'?)",
+                "studies.tinystories.deletion.protocols.f-at: unknown dataset 'filter-advv'",
+            ],
         ),
-        (lambda s: s["recovery"].update({"stepz": [0, 3]}), "studies.tinystories.recovery.stepz: unknown key"),
-        (lambda s: s["model"].update({"preset": "base92M"}), "studies.tinystories.model.preset"),
-        (lambda s: s.update({"feature": "Plot"}), "studies.tinystories.feature"),
     ],
+    ids=["schema", "references"],
 )
-def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, message):
+def test_bad_config_fails_before_any_job_naming_every_key(tmp_path, edit, messages):
     work = copy_workflow(tmp_path / "bad")
     cfg = _tiny_config(work)
     edit(cfg["studies"]["tinystories"])
     (work / "bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "-n", "--configfile", "bad.yaml", "--replace-workflow-config", check=False)
     assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
+    for message in messages:
+        assert message in proc.stdout + proc.stderr
     assert not (work / "results").exists()
 
 
