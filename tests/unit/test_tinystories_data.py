@@ -101,6 +101,35 @@ def test_unpack_writes_shards_and_counts(world):
     assert [p.name for p in corpus.shard_files(root / "shards")] == ["data00.json", "data01.json", "data02.json"]
 
 
+def test_download_fetches_the_hub_tarball_with_the_token_from_the_environment(world, tmp_path, monkeypatch):
+    """The paper tier's download path, offline: hf_hub_download is monkeypatched."""
+    import huggingface_hub
+
+    root, _ = world
+    calls = []
+
+    def fake_download(**kwargs):
+        calls.append(kwargs)
+        return str(root / "c.tar.gz")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 30)
+    info = corpus.download_tarball("roneneldan/TinyStories", "main", corpus.TARBALL, tmp_path / "hub.tar.gz")
+    assert calls == [
+        {
+            "repo_id": "roneneldan/TinyStories",
+            "filename": "TinyStories_all_data.tar.gz",
+            "repo_type": "dataset",
+            "revision": "main",
+            "token": "hf_" + "x" * 30,
+        }
+    ]
+    assert (tmp_path / "hub.tar.gz").read_bytes() == (root / "c.tar.gz").read_bytes()
+    assert "token" not in info and info["hf_id"] == "roneneldan/TinyStories"
+    manifest = corpus.unpack(tmp_path / "hub.tar.gz", tmp_path / "shards", tmp_path / "manifest.json")
+    assert manifest["records"] == 1200
+
+
 def test_unpack_rejects_a_bad_record_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.tar.gz"
     payload = b'[{"story": "x", "instruction": {"words": [], "features": ["twist"]}}]'
