@@ -222,7 +222,8 @@ def prepare_scratch(scratch_dir: str | Path, run_config: Any) -> Path | None:
     if scratch.exists():
         previous = read_json(marker).get("hash") if marker.is_file() else None
         if previous != wanted:
-            log.warning("discarding scratch state in %s: it belongs to another configuration", scratch)
+            if any(scratch.iterdir()):  # (the Trainer creates its output_dir empty: nothing to discard)
+                log.warning("discarding scratch state in %s: it belongs to another configuration", scratch)
             shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     if not marker.is_file():
