@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoTokenizer
 
@@ -14,6 +15,17 @@ from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
 MAIN_SIZE = ModelSize(layers=2, heads=2, hidden=32, context=64, dropout=0.0)
 ASSISTANT_SIZE = ModelSize(layers=1, heads=2, hidden=16, context=64, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a test's tiny models on one torch thread (restored afterwards): models this small
+    gain nothing from intra-op threads, and on a loaded machine the threads' spin-waits made
+    these tests several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def world_texts(n_documents: int = 300) -> list[str]:

@@ -9,9 +9,11 @@ import math
 import pandas as pd
 import pytest
 import torch
-from specdec_helpers import ASSISTANT_SIZE, MAIN_SIZE, make_model, make_tokenizer, prompts
+from specdec_helpers import ASSISTANT_SIZE, MAIN_SIZE, make_model, make_tokenizer, one_thread, prompts
 
 from biasdrift.specdec import decoding
+
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 N = 12
 

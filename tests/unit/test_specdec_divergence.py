@@ -7,8 +7,11 @@ import math
 
 import pytest
 import torch
+from specdec_helpers import one_thread
 
 from biasdrift.specdec.divergence import divergences, legacy_kl
+
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 def test_identical_distributions_have_zero_divergence():

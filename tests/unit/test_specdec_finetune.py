@@ -5,6 +5,7 @@ SIGKILLed job that resumes to the same milestones."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from specdec_helpers import ASSISTANT_SIZE, MAIN_SIZE, make_model, make_tokenizer, path_ref, prompts
+from specdec_helpers import ASSISTANT_SIZE, MAIN_SIZE, make_model, make_tokenizer, one_thread, path_ref, prompts
 
 from biasdrift import corpora
 from biasdrift.specdec.finetune import (
@@ -27,6 +28,8 @@ from biasdrift.specdec.finetune import (
 from biasdrift.specdec.kl import kl_curve
 from biasdrift.specdec.templates import TemplateConfig, build_templates
 from biasdrift.training import TrainConfig
+
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = {
@@ -186,7 +189,8 @@ def test_a_killed_fine_tune_resumes_to_the_same_milestones(setup, tuned, tmp_pat
             root=str(setup),
             out=str(tmp_path),
         )
-        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+        env = os.environ | {"OMP_NUM_THREADS": "1"}  # as the one_thread fixture
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
 
     proc = run(6)
     assert proc.returncode == -9, proc.stderr[-2000:]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from specdec_helpers import path_ref
+from specdec_helpers import one_thread, path_ref
 
 from biasdrift.data import DataError
 from biasdrift.specdec.toxicity import ClassifierScorer, LexiconScorer, ToxicityConfig, make_scorer
+
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 @pytest.fixture
