@@ -71,3 +71,135 @@ rule plot_tinystories:
         "../environment.yml"
     script:
         "../workflow/scripts/plot_tinystories.py"
+
+
+# ---- specdec ----
+#   results/specdec/plots/{view}/k{k}_n{n}/{share_by_category,share_by_identity,disparity_forest,kl_vs_share}.{svg,csv}
+#   results/specdec/plots/kl_curve.{svg,csv}
+#   results/specdec/plots/{view}/n{n}/toxicity.{svg,csv}
+
+
+rule plot_specdec_disparity:
+    localrule: True
+    input:
+        summary="results/specdec/stats/{view}/k{k}_n{n}/group_summary.csv",
+        identity_means="results/specdec/stats/{view}/k{k}_n{n}/identity_means.csv",
+        disparity="results/specdec/stats/{view}/k{k}_n{n}/disparity.csv",
+        did="results/specdec/stats/{view}/k{k}_n{n}/did.csv",
+        points="results/specdec/stats/{view}/k{k}_n{n}/per_template.parquet",
+    output:
+        share_by_category_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/share_by_category.svg",
+            caption="../workflow/report/specdec_share_by_category.rst",
+            category="specdec",
+            subcategory="Assistant share",
+            labels={
+                "figure": "share by category",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        share_by_category_csv="results/specdec/plots/{view}/k{k}_n{n}/share_by_category.csv",
+        share_by_identity_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/share_by_identity.svg",
+            caption="../workflow/report/specdec_share_by_identity.rst",
+            category="specdec",
+            subcategory="Assistant share",
+            labels={
+                "figure": "per-identity share",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        share_by_identity_csv="results/specdec/plots/{view}/k{k}_n{n}/share_by_identity.csv",
+        disparity_forest_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/disparity_forest.svg",
+            caption="../workflow/report/specdec_disparity_forest.rst",
+            category="specdec",
+            subcategory="Disparity",
+            labels={
+                "figure": "disparity forest",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        disparity_forest_csv="results/specdec/plots/{view}/k{k}_n{n}/disparity_forest.csv",
+        kl_vs_share_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/kl_vs_share.svg",
+            caption="../workflow/report/specdec_kl_vs_share.rst",
+            category="specdec",
+            subcategory="KL",
+            labels={"figure": "KL vs share", "view": "{view}", "K": "{k}", "N": "{n}"},
+        ),
+        kl_vs_share_csv="results/specdec/plots/{view}/k{k}_n{n}/kl_vs_share.csv",
+        manifest="results/specdec/plots/{view}/k{k}_n{n}/manifest.json",
+    log:
+        "logs/specdec/plots/{view}/k{k}_n{n}/plot_specdec_disparity.log",
+    params:
+        settings=study_input("specdec", "stats_settings"),
+        code_version=CODE_VERSION["plot_specdec_disparity"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        k=r"\d+",
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_disparity.py"
+
+
+rule plot_specdec_kl_curve:
+    localrule: True
+    input:
+        curve="results/specdec/kl/curve.csv",
+    output:
+        svg=report(
+            "results/specdec/plots/kl_curve.svg",
+            caption="../workflow/report/specdec_kl_curve.rst",
+            category="specdec",
+            subcategory="KL",
+            labels={"figure": "KL over fine-tuning"},
+        ),
+        csv="results/specdec/plots/kl_curve.csv",
+        manifest="results/specdec/plots/kl_curve.manifest.json",
+    log:
+        "logs/specdec/plots/plot_specdec_kl_curve.log",
+    params:
+        code_version=CODE_VERSION["plot_specdec_kl_curve"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_kl_curve.py"
+
+
+rule plot_specdec_toxicity:
+    localrule: True
+    input:
+        summary="results/specdec/toxicity/{view}/n{n}/summary.csv",
+    output:
+        svg=report(
+            "results/specdec/plots/{view}/n{n}/toxicity.svg",
+            caption="../workflow/report/specdec_toxicity.rst",
+            category="specdec",
+            subcategory="Toxicity",
+            labels={"figure": "toxic rates", "view": "{view}", "N": "{n}"},
+        ),
+        csv="results/specdec/plots/{view}/n{n}/toxicity.csv",
+        manifest="results/specdec/plots/{view}/n{n}/toxicity.manifest.json",
+    log:
+        "logs/specdec/plots/{view}/n{n}/plot_specdec_toxicity.log",
+    params:
+        reference=lookup(
+            dpath="studies/specdec/reference_condition", within=config, default=None
+        ),
+        code_version=CODE_VERSION["plot_specdec_toxicity"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_toxicity.py"

@@ -1,0 +1,10 @@
+"""Study "specdec" (seed 002): group disparity in speculative-decoding acceptance between
+a main model and its smaller assistant, before and after fine-tuning both on news, with
+the KL divergence between them over training and the toxicity of their generations.
+
+Spec: ../shared/specs/specdec.md. Modules: ``templates`` (HONEST-format prompts and
+views), ``decoding`` (the greedy draft-and-verify loop and its transformers cross-check),
+``divergence`` (KL, JS, TV), ``finetune`` (fine-tuning with template-distribution
+milestones), ``toxicity``, ``stats``, ``figures``; ``workflow`` is the torch-free glue
+the rules use and ``generators`` the demo tier's synthetic corpora.
+"""
