@@ -15,6 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from biasdrift.training import checkpoint_complete
 from tests.conftest import FAKE_TOKEN, SNAKEMAKE, TINY, clean_env, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -176,7 +177,8 @@ def test_sigkilled_training_job_resumes_to_the_same_weights(tiny_run, tmp_path):
     )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if any(p.name.startswith("checkpoint-") and (p / "trainer_state.json").is_file() for p in scratch.glob("*")):
+        # a complete checkpoint (its trainer_state.json parses), not one being written
+        if any(p.name.startswith("checkpoint-") and checkpoint_complete(p) for p in scratch.glob("*")):
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.05)
