@@ -1,9 +1,9 @@
 """Rule pretrain_lm: build one tiny model alias and pretrain it from scratch."""
 
+from biasdrift.config import config_from_dict
 from biasdrift.models import ModelSize
 from biasdrift.pretrain import PretrainConfig, pretrain_lm
 from biasdrift.runtime import choose_device, job_for
-from biasdrift.training import config_from_dict
 
 
 def main(smk) -> None:

@@ -1,8 +1,8 @@
 """Rule train_tokenizer: train one tokenizer alias on its corpus."""
 
+from biasdrift.config import config_from_dict
 from biasdrift.runtime import job_for
 from biasdrift.tokenization import TokenizerConfig, train_tokenizer_from_dataset
-from biasdrift.training import config_from_dict
 
 
 def main(smk) -> None:

@@ -8,6 +8,7 @@ key (``models.tiny-gpt2.build.size.layers: 'two' is not of type 'integer'``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import re
 from collections.abc import Iterable
@@ -188,6 +189,16 @@ def _secret_problems(config: Any, path: tuple = ()) -> list[str]:
             "config, set the HF_TOKEN environment variable instead"
         )
     return problems
+
+
+def config_from_dict(cls: type, values: dict[str, Any], where: str = "config", **extra: Any) -> Any:
+    """Build dataclass ``cls`` from a params dict, naming unknown keys (a bare
+    ``TypeError: unexpected keyword`` would not say which config section is wrong)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    return cls(**{**values, **extra})
 
 
 # --------------------------------------------------------------------------- references

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from biasdrift import plugins
+from biasdrift.config import config_from_dict
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,9 @@ def get_generator(name: str) -> Generator:
     return _REGISTRY[name]
 
 
-def build_params(params_cls: type, params: dict[str, Any], where: str = "params") -> Any:
-    """Instantiate a params dataclass, naming unknown keys instead of a bare TypeError."""
-    names = {f.name for f in fields(params_cls)}
-    unknown = sorted(set(params) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
-    return params_cls(**params)
-
-
 def generate(name: str, params: dict[str, Any], seed: int) -> pd.DataFrame:
     gen = get_generator(name)
-    frame = gen.func(build_params(gen.params_cls, params, f"generator {name} params"), seed)
+    frame = gen.func(config_from_dict(gen.params_cls, params, f"generator {name} params"), seed)
     if frame.empty:
         raise ValueError(f"generator {name!r} produced no rows (check its params: {params})")
     if "split" not in frame.columns:

@@ -219,12 +219,15 @@ def load_model(
     dtype: Any = None,
     **kwargs: Any,
 ):
-    """Load model ``ref`` with the real ``from_pretrained`` of the ``kind`` auto class."""
+    """Load model ``ref`` with the real ``from_pretrained`` of the ``kind`` auto class.
+    Studies' architectures (e.g. tinystories' ``llama2c``) are registered with the Auto
+    classes first, so a directory saved from one of them loads like any other."""
     import transformers
 
     if kind not in AUTO_CLASSES:
         raise ValueError(f"kind must be one of {', '.join(AUTO_CLASSES)}; got {kind!r}")
     name, base = pretrained_source(ref)
+    plugins.load("architectures")
     if dtype is not None:
         base["dtype"] = dtype
     auto = getattr(transformers, AUTO_CLASSES[kind])

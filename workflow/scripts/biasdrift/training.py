@@ -18,10 +18,11 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biasdrift.config import config_from_dict  # noqa: F401 - re-exported for training rules
 from biasdrift.runtime import atomic_path, config_hash, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -63,21 +64,6 @@ class TrainConfig:
             raise ValueError("early_stopping_patience needs eval_steps > 0")
         if self.precision not in {"auto", "fp32", "bf16"}:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-
-
-def config_from_dict(cls: type, values: dict[str, Any], where: str = "config", **extra: Any):
-    """Build dataclass ``cls`` from a params dict, naming unknown keys."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
-    return cls(**{**values, **extra})
-
-
-def train_fields(cfg: TrainConfig) -> dict[str, Any]:
-    """Only the TrainConfig fields of ``cfg`` (a subclass may add its own)."""
-    names = {f.name for f in fields(TrainConfig)}
-    return {k: v for k, v in asdict(cfg).items() if k in names}
 
 
 def use_bf16(cfg: TrainConfig, device_type: str) -> bool:
@@ -236,7 +222,8 @@ def prepare_scratch(scratch_dir: str | Path, run_config: Any) -> Path | None:
     if scratch.exists():
         previous = read_json(marker).get("hash") if marker.is_file() else None
         if previous != wanted:
-            log.warning("discarding scratch state in %s: it belongs to another configuration", scratch)
+            if any(scratch.iterdir()):  # (the Trainer creates its output_dir empty: nothing to discard)
+                log.warning("discarding scratch state in %s: it belongs to another configuration", scratch)
             shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     if not marker.is_file():

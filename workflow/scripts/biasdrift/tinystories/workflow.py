@@ -1,0 +1,336 @@
+"""Workflow glue of study "tinystories" (imported while Snakemake parses: no torch).
+
+Results path grammar (rules/tinystories.smk)::
+
+    results/tinystories/corpus/{synthetic,hub}.tar.gz           synthesize_stories | download_stories
+    results/tinystories/corpus/shards/ + manifest.json           unpack_stories
+    results/tinystories/vocab/tok.model|tok.vocab|meta.json      train_vocab
+    results/tinystories/tokens/{spec}/shards/ + meta.json        pretokenize (spec: the dataset's name)
+    results/tinystories/pretrain/{base}/model                    pretrain_story_model (base: all | control)
+    results/tinystories/delete/{protocol}/lr{lr}/seed{seed}/model  delete_feature
+    results/tinystories/recover/{source}/seed{seed}/step{step}/model  recover_feature
+        (source: control | {protocol}-lr{lr})
+    results/tinystories/{run}/eval.json + probes.json            evaluate_story_model (run: pretrain/.. | delete/..)
+    results/tinystories/recover/{source}/seed{seed}/recovery.json  evaluate_recovery
+    results/tinystories/summary/*.csv + checks.json              summarize_tinystories
+    results/tinystories/plots/*.svg|.csv                         plot_tinystories
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from biasdrift.config import model_inputs, model_ref
+from biasdrift.tinystories.stories import FEATURES
+from biasdrift.tinystories.transforms import SpecError, spec_from_dict
+
+STUDY = "tinystories"
+ROOT = f"results/{STUDY}"
+BASES = ("all", "control")
+
+CODE_VERSION = {
+    "synthesize_stories": 1,
+    "download_stories": 1,
+    "unpack_stories": 1,
+    "train_vocab": 1,
+    "pretokenize": 1,
+    "pretrain_story_model": 1,
+    "delete_feature": 1,
+    "recover_feature": 1,
+    "evaluate_story_model": 1,
+    "evaluate_recovery": 1,
+    "summarize_tinystories": 1,
+    "plot_tinystories": 1,
+}
+
+
+def section(config: dict) -> dict:
+    return config.get("studies", {}).get(STUDY) or {}
+
+
+def lr_label(lr: float) -> str:
+    """How a learning rate appears in paths and wildcards: ``1e-3`` -> ``0.001``."""
+    return f"{float(lr):g}"
+
+
+# --------------------------------------------------------------------------- datasets
+def dataset_spec(config: dict, name: str):
+    sec = section(config)
+    if name not in sec.get("datasets", {}):
+        known = ", ".join(sorted(sec.get("datasets", {}))) or "none"
+        raise KeyError(f"studies.{STUDY}: unknown dataset {name!r}; known: {known}")
+    return spec_from_dict(sec["datasets"][name], f"studies.{STUDY}.datasets.{name}")
+
+
+def spec_name(config: dict, dataset: str) -> str:
+    """The directory name of a registry dataset: its spec's name (as the original)."""
+    return dataset_spec(config, dataset).name()
+
+
+def spec_names(config: dict) -> dict[str, str]:
+    """{spec name: first registry dataset with that spec} (several names may share one)."""
+    sec = section(config)
+    out: dict[str, str] = {}
+    for name in sec.get("datasets", {}):
+        try:
+            out.setdefault(spec_name(config, name), name)
+        except SpecError:
+            continue  # reported by problems()
+    return out
+
+
+def token_dir(config: dict, dataset: str) -> str:
+    return f"{ROOT}/tokens/{spec_name(config, dataset)}/shards"
+
+
+def base_dataset(config: dict, base: str) -> str:
+    sec = section(config)["pretrain"]
+    return sec["dataset"] if base == "all" else sec["control_dataset"]
+
+
+def protocol_dataset(config: dict, protocol: str) -> str:
+    return section(config)["deletion"]["protocols"][protocol]
+
+
+# --------------------------------------------------------------------------- runs
+def seeds(config: dict) -> list[int]:
+    return list(section(config).get("seeds") or config.get("seeds") or [0])
+
+
+def deletion_cells(config: dict) -> list[tuple[str, str]]:
+    """(protocol, lr label) of the deletion grid."""
+    deletion = section(config).get("deletion", {})
+    return [(p, lr_label(lr)) for p in deletion.get("protocols", {}) for lr in deletion.get("learning_rates", [])]
+
+
+def recovery_sources(config: dict) -> list[str]:
+    return ["control", *(f"{p}-lr{lr}" for p, lr in deletion_cells(config))]
+
+
+def recovery_steps(config: dict) -> list[int]:
+    """Recovery checkpoints other than step 0 (step 0 is the source model itself)."""
+    steps = section(config).get("recovery", {}).get("steps") or [0, 1]
+    return sorted({int(s) for s in steps if int(s) > 0})
+
+
+SOURCE_RE = re.compile(r"^(?P<protocol>[a-z0-9_-]+?)-lr(?P<lr>[0-9.e+-]+)$")
+
+
+def parse_source(source: str) -> dict[str, str]:
+    if source == "control":
+        return {"kind": "control"}
+    match = SOURCE_RE.match(source)
+    if not match:
+        raise ValueError(f"recovery source {source!r} is neither 'control' nor '<protocol>-lr<lr>'")
+    return {"kind": "deletion", **match.groupdict()}
+
+
+def source_model(source: str, seed: int | str) -> str:
+    parsed = parse_source(source)
+    if parsed["kind"] == "control":
+        return f"{ROOT}/pretrain/control/model"
+    return f"{ROOT}/delete/{parsed['protocol']}/lr{parsed['lr']}/seed{seed}/model"
+
+
+def source_run(source: str, seed: int | str) -> str:
+    return source_model(source, seed).removeprefix(f"{ROOT}/").removesuffix("/model")
+
+
+def model_runs(config: dict) -> list[str]:
+    """Runs evaluated by evaluate_story_model: the two bases and every deletion run."""
+    runs = [f"pretrain/{b}" for b in BASES]
+    runs += [f"delete/{p}/lr{lr}/seed{s}" for p, lr in deletion_cells(config) for s in seeds(config)]
+    return runs
+
+
+def recovery_runs(config: dict) -> list[str]:
+    return [f"recover/{src}/seed{s}" for src in recovery_sources(config) for s in seeds(config)]
+
+
+# --------------------------------------------------------------------------- targets
+def summary_files() -> list[str]:
+    return [f"{ROOT}/summary/results.csv", f"{ROOT}/summary/recovery.csv", f"{ROOT}/summary/checks.json"]
+
+
+def plot_files() -> list[str]:
+    return [f"{ROOT}/plots/{name}.{ext}" for name in ("recovery", "probes", "deletion_grid") for ext in ("svg", "csv")]
+
+
+def targets(config: dict) -> list[str]:
+    if not section(config):
+        return []
+    return [f"{ROOT}/corpus/manifest.json", *summary_files(), *plot_files()]
+
+
+# --------------------------------------------------------------------------- input functions
+def corpus_tarball(config: dict, wildcards) -> str:  # noqa: ARG001
+    return f"{ROOT}/corpus/{'hub' if 'hub' in section(config)['corpus'] else 'synthetic'}.tar.gz"
+
+
+def spec_params(config: dict, wildcards) -> dict[str, Any]:
+    """The registry entry whose name is ``wildcards.spec`` (first of equal specs)."""
+    names = spec_names(config)
+    if wildcards.spec not in names:
+        raise ValueError(f"no dataset in studies.{STUDY}.datasets is named {wildcards.spec!r}")
+    return {"dataset": names[wildcards.spec], **dataset_spec(config, names[wildcards.spec]).as_dict()}
+
+
+def training_settings(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    """Study-wide settings every training rule uses (a param)."""
+    sec = section(config)
+    return {k: sec[k] for k in ("block_size", "align_to_bos", "compile", "pretrain_fraction")}
+
+
+def pretrain_data(config: dict, wildcards) -> str:
+    return token_dir(config, base_dataset(config, wildcards.base))
+
+
+def deletion_data(config: dict, wildcards) -> str:
+    return token_dir(config, protocol_dataset(config, wildcards.protocol))
+
+
+def recovery_data(config: dict, wildcards) -> str:  # noqa: ARG001
+    return token_dir(config, section(config)["recovery"]["dataset"])
+
+
+def recovery_source_model(config: dict, wildcards) -> str:  # noqa: ARG001
+    return source_model(wildcards.source, wildcards.seed)
+
+
+def eval_sets(config: dict, wildcards) -> dict[str, str]:  # noqa: ARG001
+    """{eval set: token dir} (a param: the names matter to the script)."""
+    return {name: token_dir(config, ds) for name, ds in section(config)["evaluation"]["eval_sets"].items()}
+
+
+def eval_token_dirs(config: dict, wildcards) -> list[str]:
+    """The token dirs of the eval sets (input)."""
+    return sorted(set(eval_sets(config, wildcards).values()))
+
+
+def prompt_subset(config: dict, wildcards) -> str:  # noqa: ARG001
+    """The instruction lines the evaluation prompts render: those the base was trained on."""
+    return dataset_spec(config, section(config)["pretrain"]["dataset"]).instruction_subset
+
+
+def judge(config: dict, wildcards) -> dict[str, Any] | None:  # noqa: ARG001
+    """The judge's model ref and batch size (a param), or None: the marker detector."""
+    spec = section(config)["evaluation"].get("judge")
+    if not spec:
+        return None
+    return {"ref": model_ref(config, spec["model"]), "batch_size": spec["batch_size"]}
+
+
+def judge_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    spec = section(config)["evaluation"].get("judge")
+    return model_inputs(config, spec["model"]) if spec else []
+
+
+def recovery_checkpoints(config: dict, wildcards) -> list[str]:
+    base = f"{ROOT}/recover/{wildcards.source}/seed{wildcards.seed}"
+    return [f"{base}/step{s}/model" for s in recovery_steps(config)]
+
+
+def recovery_step_list(config: dict, wildcards) -> list[int]:  # noqa: ARG001
+    return recovery_steps(config)
+
+
+def model_evals(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    return [f"{ROOT}/{run}/eval.json" for run in model_runs(config)]
+
+
+def model_probes(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    return [f"{ROOT}/{run}/probes.json" for run in model_runs(config)]
+
+
+def recovery_evals(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    return [f"{ROOT}/{run}/recovery.json" for run in recovery_runs(config)]
+
+
+def summary_layout(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    """What the summary needs to know about the runs (a param)."""
+    sec = section(config)
+    return {
+        "feature": sec["feature"],
+        "model_runs": model_runs(config),
+        "recovery_runs": recovery_runs(config),
+        "recovery_sources": {src: source_run(src, "{seed}") for src in recovery_sources(config)},
+        "protocol_labels": sec["deletion"].get("labels", {}),
+        "checks": sec.get("checks", {}),
+    }
+
+
+# --------------------------------------------------------------------------- wildcards
+def wildcard_regexes(config: dict) -> dict[str, str]:
+    """Constraints of the study's wildcards (nothing matches when the study is off)."""
+
+    def alternation(values) -> str:
+        values = sorted(set(values), key=len, reverse=True)
+        return "|".join(re.escape(v) for v in values) if values else "(?!)"
+
+    sec = section(config)
+    runs = model_runs(config) if sec else []
+    return {
+        "spec": alternation(spec_names(config)) if sec else "(?!)",
+        "base": alternation(BASES),
+        "protocol": alternation(sec.get("deletion", {}).get("protocols", {})) if sec else "(?!)",
+        "lr": alternation({lr for _, lr in deletion_cells(config)}) if sec else "(?!)",
+        "source": alternation(recovery_sources(config)) if sec else "(?!)",
+        "step": alternation(str(s) for s in recovery_steps(config)),
+        "run": alternation(runs),
+    }
+
+
+# --------------------------------------------------------------------------- checks
+def problems(config: dict) -> list[str]:
+    """Cross references the schema cannot express, one message per problem."""
+    sec = section(config)
+    where = f"studies.{STUDY}"
+    out: list[str] = []
+    datasets = sec.get("datasets", {})
+    for name, values in datasets.items():
+        try:
+            spec_from_dict(values, f"{where}.datasets.{name}").name()
+        except SpecError as err:
+            out.append(f"{where}.datasets.{name}: {err}")
+
+    def need(key: str, dataset: str) -> None:
+        if dataset not in datasets:
+            out.append(f"{where}.{key}: unknown dataset {dataset!r}; known: {', '.join(sorted(datasets)) or 'none'}")
+
+    need("pretrain.dataset", sec["pretrain"]["dataset"])
+    need("pretrain.control_dataset", sec["pretrain"]["control_dataset"])
+    for protocol, dataset in sec["deletion"]["protocols"].items():
+        need(f"deletion.protocols.{protocol}", dataset)
+    need("recovery.dataset", sec["recovery"]["dataset"])
+    for name, dataset in sec["evaluation"]["eval_sets"].items():
+        need(f"evaluation.eval_sets.{name}", dataset)
+    if sec["feature"] not in FEATURES:
+        out.append(f"{where}.feature: {sec['feature']!r} is not one of {', '.join(FEATURES)}")
+    for feature in sec["evaluation"]["features"]:
+        if feature not in FEATURES:
+            out.append(f"{where}.evaluation.features: {feature!r} is not one of {', '.join(FEATURES)}")
+    if sec["feature"] not in sec["evaluation"]["features"]:
+        out.append(f"{where}.evaluation.features: must include the deleted feature {sec['feature']!r}")
+    steps = sec["recovery"]["steps"]
+    if not [s for s in steps if s > 0]:
+        out.append(f"{where}.recovery.steps: needs at least one step > 0")
+    for stage in ("pretrain", "deletion", "recovery"):
+        if sec[stage]["train"].get("early_stopping_patience") and not sec[stage]["train"]["eval_steps"]:
+            out.append(f"{where}.{stage}.train.early_stopping_patience: needs eval_steps > 0")
+    max_steps = sec["recovery"]["train"]["max_steps"]
+    if max_steps not in (-1, max(steps)):
+        out.append(f"{where}.recovery.train.max_steps: {max_steps} differs from max(recovery.steps) = {max(steps)}")
+    if sec["feature"] not in sec["evaluation"]["recovery_features"]:
+        out.append(f"{where}.evaluation.recovery_features: must include the deleted feature {sec['feature']!r}")
+    judge_spec = sec["evaluation"].get("judge")
+    if judge_spec and judge_spec["model"] not in config.get("models", {}):
+        known = ", ".join(sorted(config.get("models", {}))) or "none"
+        out.append(f"{where}.evaluation.judge.model: unknown model alias {judge_spec['model']!r}; known: {known}")
+    lrs = sec["deletion"]["learning_rates"]
+    if len({lr_label(lr) for lr in lrs}) != len(lrs):
+        out.append(f"{where}.deletion.learning_rates: duplicate values {lrs}")
+    for protocol in sec["deletion"]["protocols"]:
+        if protocol == "control":
+            out.append(f"{where}.deletion.protocols: 'control' is reserved for the control recovery")
+    return out
