@@ -41,6 +41,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from biasdrift.tinystories import workflow as tinystories_workflow
 from biasdrift.training import latest_checkpoint
 from tests.conftest import SNAKEMAKE, TINY, clean_env, copy_workflow, snakemake
 from tests.test_workflow import planned_jobs
@@ -52,11 +53,15 @@ START, STOP = REPO / "tests/slurm/start.sh", REPO / "tests/slurm/stop.sh"
 
 
 # ======================================================================================
-# WHAT THE SLURM TESTS RUN: the demo's smallest complete study. Point these at a
-# study's smallest complete demo when one lands; the local reference is the session
-# fixture tiny_run (tests/config/tiny.yaml, where every study adds its demo entries).
+# WHAT THE SLURM TESTS RUN. The local reference is the session fixture tiny_run
+# (tests/config/tiny.yaml, every study's CI entries), shared with the other workflow
+# tests, so comparing with it costs nothing extra. On the cluster: the smallest complete
+# study, tinystories (corpus, vocabulary, pretraining, deletion, recovery, evaluation,
+# probes, summary and plots: 17 of its jobs go to Slurm, 5 of them GPU jobs), plus the
+# foundation's tiny-gpt2, the training job the faults interrupt (200 steps, a checkpoint
+# every 20: slow enough to be caught mid-run, unlike tinystories' 6-20-step runs).
 CONFIG = TINY  # snakemake arguments selecting the config
-TARGETS: tuple[str, ...] = ()  # what the Slurm run builds; () = everything CONFIG asks for
+STUDY_TARGETS = tuple(tinystories_workflow.targets(yaml.safe_load((REPO / TINY[1]).read_text())))
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ def pretrain(model: str) -> TrainingJob:
 
 TRAINING_JOBS = tuple(pretrain(m) for m in ("tiny-gpt2", "tiny-llama", "tiny-bert"))
 INTERRUPTED = TRAINING_JOBS[0]  # cancelled in the Slurm run; over its time limit in another
+TARGETS = (*STUDY_TARGETS, INTERRUPTED.output)  # what the Slurm run builds
+LOCAL_TARGETS = tuple(job.output for job in TRAINING_JOBS)  # what the SIGKILLed local run builds
 # JSON keys that differ between two correct runs: timings, where a resume started, and
 # the Trainer's train_loss, which after a resume averages only that attempt's steps
 VOLATILE_KEYS = frozenset(
@@ -456,12 +463,13 @@ def test_start_is_idempotent(cluster):
 def test_a_killed_local_run_reruns_only_its_incomplete_jobs(tiny_run, tmp_path):
     """SIGKILL the whole local run (snakemake and its jobs) once one training job has
     finished and the next is mid-run; the next run reruns that one (resuming it) and
-    what never ran, and leaves every finished output alone."""
+    what never ran, and leaves every finished output alone. A deliberately broken resume
+    (checkpoints without optimizer state) fails the weight check."""
     reference, _ = tiny_run
     work = copy_workflow(tmp_path / "killed")
     env = clean_env()
     proc = subprocess.Popen(
-        [*SNAKEMAKE, *CONFIG, "--cores", "2", *TARGETS],
+        [*SNAKEMAKE, *CONFIG, "--cores", "2", *LOCAL_TARGETS],
         cwd=work,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -482,13 +490,23 @@ def test_a_killed_local_run_reruns_only_its_incomplete_jobs(tiny_run, tmp_path):
     }
 
     snakemake(work, "--unlock", *CONFIG, env=env)
-    plan = planned_jobs(snakemake(work, "-n", "--cores", "2", *CONFIG, *TARGETS, env=env).stdout)
+    plan = planned_jobs(snakemake(work, "-n", "--cores", "2", *CONFIG, *LOCAL_TARGETS, env=env).stdout)
     planned_rules = {rule for rule, _ in plan}
     assert all(job.planned in plan for job in running), plan
     assert not any(job.planned in plan for job in done), plan
     assert not {"prepare_dataset", "train_tokenizer"} & planned_rules, plan
 
-    snakemake(work, *CONFIG, "--cores", "2", *TARGETS, env=env)
+    # the same resume, deliberately broken (the optimizer state is not restored): the
+    # weight check must catch it
+    broken = tmp_path / "broken"
+    shutil.copytree(work, broken, symlinks=True)
+    for optimizer_state in (broken / running[0].scratch).glob("checkpoint-*/optimizer.pt"):
+        optimizer_state.unlink()
+    snakemake(broken, *CONFIG, "--cores", "2", running[0].output, env=env)
+    with pytest.raises(AssertionError, match="resumed weights differ"):
+        assert_resumed_to_reference_weights(broken, reference, running[0])
+
+    snakemake(work, *CONFIG, "--cores", "2", *LOCAL_TARGETS, env=env)
     for job in running:
         assert_resumed_to_reference_weights(work, reference, job)
     touched = [str(p.relative_to(work)) for p, mtime in finished.items() if p.stat().st_mtime_ns != mtime]
