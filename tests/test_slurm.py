@@ -316,6 +316,16 @@ def test_workflow_profile_gives_gpus_to_gpu_rules_only():
     assert "cpus_per_task" not in yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["default-resources"]
 
 
+def test_every_rule_has_threads_and_resources_in_the_workflow_profile(tmp_path):
+    """A study's new rule without an entry would run on a cluster with the cluster
+    profile's defaults (no GPU, 4 GB, 1 hour)."""
+    rules = set(snakemake(copy_workflow(tmp_path / "w"), "--list-rules", *CONFIG).stdout.split()) - {"all"}
+    raw = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert len(rules) > 10, rules
+    for key in ("set-resources", "set-threads"):
+        assert not rules - set(raw[key]), f"rules without {key}: {sorted(rules - set(raw[key]))}"
+
+
 @pytest.mark.parametrize("gpu_model", ["", "a100"])
 def test_gpu_model_comes_from_the_environment(tmp_path, gpu_model):
     work = copy_workflow(tmp_path / "w")
