@@ -23,7 +23,9 @@ min_version("9.14.8")
 # (sbatch --export=ALL); tests/test_slurm.py runs tests/config/tiny.yaml on Slurm.
 REPLACE_CONFIG_ENV = "BIASDRIFT_REPLACE_WORKFLOW_CONFIG"
 if workflow.is_main_process:
-    os.environ[REPLACE_CONFIG_ENV] = str(int(workflow.config_settings.replace_workflow_config))
+    os.environ[REPLACE_CONFIG_ENV] = str(
+        int(workflow.config_settings.replace_workflow_config)
+    )
 if workflow.is_main_process or os.environ.get(REPLACE_CONFIG_ENV) != "1":
 
     configfile: "config/config.yaml"
