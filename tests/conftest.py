@@ -78,10 +78,8 @@ def tiny_run(tmp_path_factory):
     fresh copy of the workflow with a fake HF_TOKEN in the environment. Shared by the
     workflow tests of the foundation and of every study: run once per session.
     Returns (workdir, env)."""
-    env = clean_env(HF_TOKEN=FAKE_TOKEN)
-    if os.environ.get("TMP_REUSE_TINY"):  # TEMPORARY, not committed
-        return Path(os.environ["TMP_REUSE_TINY"]), env
     work = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    env = clean_env(HF_TOKEN=FAKE_TOKEN)
     snakemake(work, *TINY, "--cores", "2", env=env, timeout=1800)
     snakemake(work, *TINY, "--report", "results/report.html", env=env)
     return work, env
