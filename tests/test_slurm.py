@@ -57,7 +57,7 @@ START, STOP = REPO / "tests/slurm/start.sh", REPO / "tests/slurm/stop.sh"
 # (tests/config/tiny.yaml, every study's CI entries), shared with the other workflow
 # tests, so comparing with it costs nothing extra. On the cluster: the smallest complete
 # study, tinystories (corpus, vocabulary, pretraining, deletion, recovery, evaluation,
-# probes, summary and plots: 17 of its jobs go to Slurm, 5 of them GPU jobs), plus the
+# probes, summary and plots: 17 of its jobs go to Slurm, 10 of them GPU jobs), plus the
 # foundation's tiny-gpt2, the training job the faults interrupt (200 steps, a checkpoint
 # every 20: slow enough to be caught mid-run, unlike tinystories' 6-20-step runs).
 CONFIG = TINY  # snakemake arguments selecting the config
