@@ -23,7 +23,7 @@ help:
 	@echo "make test                  venv + lint + test suite (what CI runs)"
 	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml"
 	@echo "make bench                 every bench/bench_*.py (results in bench/results/)"
-	@echo "make install-slurm-profile link profiles/slurm to ~/.config/snakemake/slurm"
+	@echo "make install-slurm-profile copy profiles/slurm to ~/.config/snakemake/slurm (then edit its placeholders)"
 	@echo "make lock                  regenerate constraints.txt from a fresh venv"
 
 venv: $(STAMP)
@@ -73,10 +73,14 @@ lock:
 		| sed 's/^torch==\(.*\)+cpu/torch==\1/' | grep -v '^kronfluence==' ) > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
+# a copy, so that adapting its placeholders leaves the checkout clean; never overwrites
 install-slurm-profile:
+	@if [ -e $(HOME)/.config/snakemake/slurm ]; then \
+		echo "$(HOME)/.config/snakemake/slurm exists: left as it is (remove it to reinstall)"; exit 1; fi
 	mkdir -p $(HOME)/.config/snakemake
-	ln -sfn $(CURDIR)/profiles/slurm $(HOME)/.config/snakemake/slurm
-	@echo "installed: snakemake --profile slurm  now uses $(CURDIR)/profiles/slurm"
+	cp -r profiles/slurm $(HOME)/.config/snakemake/slurm
+	@echo "installed: snakemake --profile slurm  now uses $(HOME)/.config/snakemake/slurm;"
+	@echo "adapt its placeholders: partitions.yaml (partition names) and slurm_account in config.yaml"
 
 clean:
 	rm -rf results logs benchmarks .snakemake

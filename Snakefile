@@ -10,12 +10,25 @@
 #   results/report.html                               snakemake --report results/report.html
 # Resumable training state lives in undeclared .scratch/ folders beside the outputs.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.14.8")
 
 
-configfile: "config/config.yaml"
+# Snakemake 9.27 does not pass --replace-workflow-config on to the jobs it submits (e.g.
+# to Slurm): they would merge config/config.yaml into the given --configfile and so run
+# with another config. The main process tells them through the environment they inherit
+# (sbatch --export=ALL); tests/test_slurm.py runs tests/config/tiny.yaml on Slurm.
+REPLACE_CONFIG_ENV = "BIASDRIFT_REPLACE_WORKFLOW_CONFIG"
+if workflow.is_main_process:
+    os.environ[REPLACE_CONFIG_ENV] = str(
+        int(workflow.config_settings.replace_workflow_config)
+    )
+if workflow.is_main_process or os.environ.get(REPLACE_CONFIG_ENV) != "1":
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"

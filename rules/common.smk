@@ -12,6 +12,10 @@ from snakemake.logging import logger
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from biasdrift import config as bdc  # noqa: E402
+from biasdrift.cluster import patch_slurm_executor  # noqa: E402
+
+# the Slurm executor would wait forever for a job cancelled with scancel (biasdrift.cluster)
+patch_slurm_executor(sys.modules.get("snakemake_executor_plugin_slurm"))
 
 try:
     bdc.validate_config(
@@ -36,7 +40,7 @@ for _alias, _spec in config["models"].items():
 # biasdrift.<study>.workflow.CODE_VERSION.
 CODE_VERSION = {
     "prepare_dataset": 1,
-    "train_tokenizer": 1,
+    "train_tokenizer": 2,
     "pretrain_lm": 1,
     "download_model": 1,
     "plot_pretraining": 1,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
 import pytest
 import torch
 import transformers
 
 from biasdrift import corpora, models
-from biasdrift.tokenization import TokenizerConfig, train_tokenizer
+from biasdrift.tokenization import TokenizerConfig, train_tokenizer, wordpiece_vocab
+
+REPO = Path(__file__).resolve().parents[2]
 
 ARCH_KIND = {"gpt2": ("bpe", "causal_lm"), "llama": ("bpe", "causal_lm"), "bert": ("wordpiece", "masked_lm")}
 
@@ -151,3 +160,65 @@ def test_download_prefers_safetensors_over_pickles():
     assert "*.bin" in models.download_patterns(["config.json", "pytorch_model.bin"])
     with pytest.raises(models.ModelLoadError, match=r"no safetensors or \.bin weights"):
         models.download_patterns(["config.json", "tf_model.h5"])
+
+
+def test_wordpiece_vocab_merges_the_most_frequent_pair_first_and_breaks_ties_by_order():
+    words = Counter({"abab": 3, "ba": 2, "cd": 2})
+    vocab = wordpiece_vocab(words, vocab_size=100, min_frequency=2, specials=["[UNK]"])
+    assert vocab[:8] == ["[UNK]", "a", "b", "c", "d", "##a", "##b", "##d"]
+    # pair counts: (##a, ##b) 3, (##b, ##a) 3, (a, ##b) 3, (b, ##a) 2, (c, ##d) 2: ties go to the
+    # smallest pair; then abab = a ##b ##ab -> a ##bab -> abab
+    assert vocab[8:] == ["##ab", "##bab", "abab", "ba", "cd"]
+    assert wordpiece_vocab(words, vocab_size=9, min_frequency=2, specials=["[UNK]"]) == vocab[:9]
+
+
+def test_wordpiece_training_is_the_same_in_every_process(tmp_path):
+    """The Rust WordPieceTrainer numbered its ## pieces in per-process hash order, so two
+    runs of the workflow trained different BERT tokenizers (and models)."""
+    script = (
+        "import sys; from biasdrift import corpora;"
+        "from biasdrift.tokenization import TokenizerConfig, train_tokenizer;"
+        "texts = corpora.generate('neutral_text', {'n_documents': 300}, 0)['text'].tolist();"
+        "train_tokenizer(texts, TokenizerConfig(kind='wordpiece', vocab_size=300, lowercase=True), sys.argv[1])"
+    )
+    outs = []
+    for i in range(2):
+        out = tmp_path / str(i)
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, cwd=REPO / "workflow" / "scripts")
+        outs.append((out / "tokenizer.json").read_bytes())
+    assert outs[0] == outs[1]
+
+
+def reference_wordpiece_vocab(words, vocab_size, min_frequency, specials):
+    """wordpiece_vocab the slow way: recount every pair before each merge."""
+    splits = {w: [w[0], *("##" + c for c in w[1:])] for w in words}
+    vocab = list(dict.fromkeys([*specials, *sorted({c for w in splits for c in w}),
+                                *sorted({p for parts in splits.values() for p in parts[1:]})]))  # fmt: skip
+    while len(vocab) < vocab_size:
+        pairs = Counter()
+        for w, parts in splits.items():
+            for pair in pairwise(parts):
+                pairs[pair] += words[w]
+        if not pairs:
+            break
+        (left, right), n = min(pairs.items(), key=lambda item: (-item[1], item[0]))
+        if n < min_frequency:
+            break
+        for parts in splits.values():
+            i = 0
+            while i < len(parts) - 1:
+                if parts[i] == left and parts[i + 1] == right:
+                    parts[i : i + 2] = [left + right.removeprefix("##")]
+                i += 1
+        if left + right.removeprefix("##") not in vocab:
+            vocab.append(left + right.removeprefix("##"))
+    return vocab
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wordpiece_vocab_equals_the_slow_reference(seed):
+    rng = random.Random(seed)
+    words = Counter({"".join(rng.choices("abcde", k=rng.randint(1, 7))): rng.randint(1, 9) for _ in range(60)})
+    for size, min_frequency in ((40, 2), (200, 1)):
+        expected = reference_wordpiece_vocab(words, size, min_frequency, ["[UNK]"])
+        assert wordpiece_vocab(words, size, min_frequency, ["[UNK]"]) == expected

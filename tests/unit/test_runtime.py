@@ -115,6 +115,8 @@ def test_hf_token_only_from_environment(monkeypatch):
 
 def test_manifest_records_what_ran(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     params = {"model": {"hf_id": "org/m", "revision": "abc"}, "note": f"echo {TOKEN}"}
     manifest = runtime.write_manifest(
         tmp_path / "manifest.json", rule="r", params=params, seed=3, inputs=["b", "a"], outputs=["o"]
@@ -125,6 +127,7 @@ def test_manifest_records_what_ran(tmp_path, monkeypatch):
     assert on_disk["packages"]["torch"] == torch.__version__
     assert TOKEN not in (tmp_path / "manifest.json").read_text()
     assert manifest["params"]["model"]["revision"] == "abc"
+    assert on_disk["execution"]["slurm_job_id"] == "42" and on_disk["execution"]["cuda_visible_devices"] == "0"
 
 
 def test_job_writes_the_manifest_only_on_success(tmp_path):

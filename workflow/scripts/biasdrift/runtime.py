@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -300,12 +301,22 @@ def write_manifest(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": None if started is None else round(time.time() - started, 3),
         "hf_revisions": _collect_revisions(params),
+        "execution": execution_context(),
     }
     if extra:
         manifest.update(extra)
     with atomic_path(path) as tmp:
         tmp.write_text(redact(dumps_json(manifest)), encoding="utf-8")
     return manifest
+
+
+def execution_context() -> dict[str, str | None]:
+    """Where a job ran: the host, its Slurm job (if any) and the GPUs it was given."""
+    return {
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
 
 def _collect_revisions(obj: Any, prefix: str = "") -> dict[str, str]:
@@ -340,7 +351,7 @@ def job(
     time the job, and on success write ``manifest.json`` with whatever the body put
     into the yielded dict. On failure the exception propagates (and is logged)."""
     setup_logging(log_path)
-    log.info("rule %s starting", rule)
+    log.info("rule %s starting (%s)", rule, ", ".join(f"{k} {v}" for k, v in execution_context().items() if v))
     if seed is not None:
         seed_everything(seed, deterministic=deterministic)
     started = time.time()

@@ -6,9 +6,12 @@ Studies may register further kinds in ``TRAINERS`` from ``biasdrift.<study>.toke
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections.abc import Callable, Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +60,78 @@ def _train_bpe(texts: Iterable[str], cfg: TokenizerConfig):
     )
 
 
+def wordpiece_vocab(
+    words: Counter[str], vocab_size: int, min_frequency: int, specials: Sequence[str], prefix: str = "##"
+) -> list[str]:
+    """A WordPiece vocabulary learned as by ``tokenizers.trainers.WordPieceTrainer`` (BPE
+    merges over words split into a first character and ``##``-prefixed continuations,
+    the most frequent pair first), but reproducible: ties go to the smallest pair. The
+    Rust trainer numbers the ``##`` pieces in hash-map order, which changes from process
+    to process, so its merges and ids did too (the same corpus gave other BERT models).
+
+    ``words`` counts the normalised, pre-tokenised words. Returns the tokens in id order:
+    specials, characters, ``##`` characters (each sorted), then merges in merge order."""
+    splits = {word: [word[0], *(prefix + c for c in word[1:])] for word in words if word}
+    alphabet = sorted({c for word in splits for c in word})
+    continuations = sorted({piece for parts in splits.values() for piece in parts[1:]})
+    vocab = list(dict.fromkeys([*specials, *alphabet, *continuations]))
+    known = set(vocab)
+    pairs: Counter[tuple[str, str]] = Counter()  # pair -> occurrences weighted by word count
+    where: defaultdict[tuple[str, str], set[str]] = defaultdict(set)  # pair -> words holding it
+
+    def count(word: str, sign: int) -> None:
+        for pair in pairwise(splits[word]):
+            pairs[pair] += sign * words[word]
+            if sign > 0:
+                where[pair].add(word)
+
+    for word in splits:
+        count(word, 1)
+    heap = [(-n, pair) for pair, n in pairs.items()]  # most frequent first, then the smallest pair
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        negative, (left, right) = heapq.heappop(heap)
+        if -negative != pairs[left, right] or not pairs[left, right]:
+            continue  # stale entry: the count changed since it was pushed
+        if -negative < min_frequency:
+            break
+        merged = left + right.removeprefix(prefix)
+        touched = set()
+        for word in sorted(where.pop((left, right))):
+            parts, i = splits[word], 0
+            touched.update(pairwise(parts))
+            count(word, -1)
+            while i < len(parts) - 1:
+                if parts[i] == left and parts[i + 1] == right:
+                    parts[i : i + 2] = [merged]
+                i += 1
+            count(word, 1)
+            touched.update(pairwise(parts))
+        for pair in touched - {(left, right)}:
+            if pairs[pair] > 0:
+                heapq.heappush(heap, (-pairs[pair], pair))
+        del pairs[left, right]
+        if merged not in known:
+            known.add(merged)
+            vocab.append(merged)
+    return vocab
+
+
 def _train_wordpiece(texts: Iterable[str], cfg: TokenizerConfig):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=cfg.lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=cfg.lowercase)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab = wordpiece_vocab(words, cfg.vocab_size, cfg.min_frequency, WORDPIECE_SPECIALS)
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.add_special_tokens(list(WORDPIECE_SPECIALS))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=cfg.vocab_size,
-        min_frequency=cfg.min_frequency,
-        special_tokens=list(WORDPIECE_SPECIALS),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
