@@ -23,7 +23,7 @@ def test_synthetic_world_has_the_configured_cells_and_planted_ratio():
     assert manifest["cell_counts"]["val"] == dict.fromkeys(train, 5)
     assert manifest["cell_counts"]["test"] == dict.fromkeys(train, 10)
     assert manifest["rows_per_split"] == {"train": 33 + 6 * 20, "val": 40, "test": 80}
-    assert list(world.columns) == list(dd.COLUMNS)
+    assert list(world.columns) == [*dd.COLUMNS, *dd.OPTIONAL_COLUMNS]  # the synthetic world knows its mislabeled rows
     assert generate("d3m_synthetic", SMALL, 0).equals(frame)
     assert not generate("d3m_synthetic", SMALL, 1)["text"].equals(frame["text"])
 
