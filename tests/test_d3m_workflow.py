@@ -25,7 +25,7 @@ def manifest(path):
 def test_world_has_uids_cells_and_per_cell_counts(tiny_run):
     work, _ = tiny_run
     world = pd.read_parquet(work / ROOT / "data.parquet")
-    assert list(world.columns) == ["uid", "text", "label", "group", "cell", "split"]
+    assert list(world.columns) == ["uid", "text", "label", "group", "cell", "split", "mislabeled"]
     assert world["uid"].is_unique and set(world["split"]) == {"train", "val", "test"}
     counts = manifest(work / ROOT / "manifest.json")["results"]["cell_counts"]
     assert counts["train"]["a|1"] == 60 and counts["train"]["a|0"] == 6
