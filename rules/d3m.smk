@@ -8,6 +8,8 @@
 #   results/d3m/{world}/cf/{baseline}/seed{seed}/              retrain_d3m_baseline
 #   results/d3m/{world}/counterfactual.parquet + summary.csv   aggregate_d3m
 # Resumable training state: undeclared .scratch/ folders beside each run's outputs.
+# Lookups without a wildcard are evaluated at parse time: default=None keeps a config
+# without studies.d3m parsing (no d3m job is then requested).
 
 D3M = bdc.plugins.study_module("d3m", "workflow")
 D3M_WORLD = alias_regex(D3M.worlds(config))
@@ -50,9 +52,9 @@ rule finetune_d3m_base:
         "benchmarks/d3m/{world}/base/seed{seed}/finetune_d3m_base.tsv"
     params:
         model_ref=study_input("d3m", "model_ref"),
-        finetune=lookup(dpath="studies/d3m/finetune", within=config),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config),
-        metrics=lookup(dpath="studies/d3m/metrics", within=config),
+        finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
+        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
+        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/d3m/{world}/base/seed{seed}/.scratch/finetune_d3m_base",
         code_version=CODE_VERSION["finetune_d3m_base"],
@@ -78,8 +80,8 @@ rule score_d3m_trak:
         "benchmarks/d3m/{world}/scores/{method}/score_d3m_trak.tsv"
     params:
         trak=lookup(dpath="studies/d3m/trak/{method}", within=config),
-        query_split=lookup(dpath="studies/d3m/query_split", within=config),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config),
+        query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
+        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         work="results/d3m/{world}/scores/{method}/.scratch/score_d3m_trak",
         code_version=CODE_VERSION["score_d3m_trak"],
@@ -106,9 +108,9 @@ rule score_d3m_if:
         "benchmarks/d3m/{world}/scores/{method}/score_d3m_if.tsv"
     params:
         influence=lookup(dpath="studies/d3m/influence/{method}", within=config),
-        query_split=lookup(dpath="studies/d3m/query_split", within=config),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config),
-        score_seed=lookup(dpath="studies/d3m/score_seed", within=config),
+        query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
+        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
+        score_seed=lookup(dpath="studies/d3m/score_seed", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         work="results/d3m/{world}/scores/{method}/.scratch/score_d3m_if",
         code_version=CODE_VERSION["score_d3m_if"],
@@ -135,8 +137,8 @@ rule align_d3m:
     benchmark:
         "benchmarks/d3m/{world}/align/{method}/align_d3m.tsv"
     params:
-        query_split=lookup(dpath="studies/d3m/query_split", within=config),
-        grouping=lookup(dpath="studies/d3m/grouping", within=config),
+        query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
+        grouping=lookup(dpath="studies/d3m/grouping", within=config, default=None),
         code_version=CODE_VERSION["align_d3m"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -162,10 +164,10 @@ rule retrain_d3m:
         "benchmarks/d3m/{world}/cf/{method}/k{k}/seed{seed}/retrain_d3m.tsv"
     params:
         model_ref=study_input("d3m", "model_ref"),
-        finetune=lookup(dpath="studies/d3m/finetune", within=config),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config),
-        metrics=lookup(dpath="studies/d3m/metrics", within=config),
-        unit=lookup(dpath="studies/d3m/removal/unit", within=config),
+        finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
+        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
+        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
+        unit=lookup(dpath="studies/d3m/removal/unit", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/d3m/{world}/cf/{method}/k{k}/seed{seed}/.scratch/retrain_d3m",
         code_version=CODE_VERSION["retrain_d3m"],
@@ -194,10 +196,10 @@ rule retrain_d3m_baseline:
         "benchmarks/d3m/{world}/cf/{baseline}/seed{seed}/retrain_d3m_baseline.tsv"
     params:
         model_ref=study_input("d3m", "model_ref"),
-        finetune=lookup(dpath="studies/d3m/finetune", within=config),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config),
-        metrics=lookup(dpath="studies/d3m/metrics", within=config),
-        unit=lookup(dpath="studies/d3m/removal/unit", within=config),
+        finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
+        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
+        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
+        unit=lookup(dpath="studies/d3m/removal/unit", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/d3m/{world}/cf/{baseline}/seed{seed}/.scratch/retrain_d3m_baseline",
         code_version=CODE_VERSION["retrain_d3m_baseline"],
@@ -222,7 +224,7 @@ rule aggregate_d3m:
     log:
         "logs/d3m/{world}/aggregate_d3m.log",
     params:
-        metrics=lookup(dpath="studies/d3m/metrics", within=config),
+        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
         code_version=CODE_VERSION["aggregate_d3m"],
     wildcard_constraints:
         world=D3M_WORLD,

@@ -15,6 +15,7 @@ from biasdrift.d3m import alignment as al
 from biasdrift.d3m.data import read_world, split_frame
 from biasdrift.d3m.scores import load_scores, save_scores
 from biasdrift.runtime import atomic_path
+from biasdrift.training import remove_scratch
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def score_world(
     else:
         raise ValueError(f"unknown attribution method {method!r} (trak or if)")
     save_scores(scores_path, uids_path, scores, train["uid"].tolist(), query["uid"].tolist())
+    remove_scratch(work_dir)  # the attribution store, and the .scratch folder once empty
     info.update(
         n_train=len(train),
         n_query=len(query),
