@@ -111,7 +111,9 @@ rule plot_d3m_attribution:
         methods=study_input("d3m", "attribution_names"),
         pair=study_input("d3m", "scatter_pair"),
         query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
-        top_n=lookup(dpath="studies/d3m/report/top_examples", within=config, default=None),
+        top_n=lookup(
+            dpath="studies/d3m/report/top_examples", within=config, default=None
+        ),
         code_version=CODE_VERSION["plot_d3m_attribution"],
     wildcard_constraints:
         world=D3M_WORLD,
