@@ -1,0 +1,467 @@
+"""Attribution scores train x query: TRAK (traker 0.3.2) and influence functions with
+EKFAC (kronfluence 1.0.1), for any classifier whose forward takes named tensors and
+returns logits (a Hugging Face sequence classifier or a plain ``nn.Module``).
+
+Both return (n_train, n_query) float32 with the same sign: positive = the training
+example helps the query (raises its margin ``logit[y] - logsumexp(logit[others])``).
+
+Pitfalls handled here (spec sections 4.1-4.2, dependencies.md 4e/4f):
+* TRAK: float32 (``use_half_precision=False``); the projector is chosen explicitly and
+  recorded, and a silent fallback is an error (CudaProjector / ChunkedCudaProjector on
+  CUDA, BasicProjector on CPU); ``block_size < proj_dim`` (traker frees a one-block
+  projector before scoring); ``proj_dim < n_train`` unless ``lambda_reg > 0``;
+  transformers-5 masks are not vmap-safe, so HF models get a prebuilt 4D additive mask
+  and eager attention; a fresh save directory per job (stale ids are skipped silently).
+* kronfluence: ``get_influence_tracked_modules`` (the 1.x name), only nn.Linear / Conv2d
+  are tracked (an empty scope is an error), ``num_workers=0``, fresh output directory
+  with ``overwrite_output_dir=True``, and the torch RNG is seeded before the factors
+  (the true Fisher samples labels).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biasdrift.runtime import progress
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("head", "last", "all")
+PROJECTORS = ("auto", "basic", "cuda", "noop")
+HEAD_NAMES = ("classifier", "score")  # HF sequence-classification heads
+LAYER_RE = re.compile(r"\.(?:layer|layers|h)\.(\d+)\.")
+
+
+@dataclass
+class TrakConfig:
+    proj_dim: int = field(default=512, metadata={"help": "Projection dimension (< n_train unless lambda_reg > 0)."})
+    projector: str = field(default="auto", metadata={"help": "auto (CUDA: fast_jl, CPU: basic), basic, cuda, noop."})
+    projector_seed: int = field(default=0, metadata={"help": "Seed of the random projection."})
+    lambda_reg: float = field(default=0.0, metadata={"help": "Ridge term added to X^T X."})
+    batch_size: int = field(default=16, metadata={"help": "Examples per featurize / score call."})
+    scope: str = field(default="all", metadata={"help": "Parameters: head, last (N blocks + head) or all."})
+    last_n: int = field(default=1, metadata={"help": "Blocks tracked when scope is last."})
+    proj_max_batch_size: int = field(default=32, metadata={"help": "fast_jl batch size (multiple of 8)."})
+
+    def __post_init__(self) -> None:
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"projector must be one of {PROJECTORS}, got {self.projector!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.proj_dim < 2 or self.lambda_reg < 0 or self.batch_size < 1 or self.last_n < 1:
+            raise ValueError("need proj_dim >= 2, lambda_reg >= 0, batch_size >= 1, last_n >= 1")
+
+
+@dataclass
+class InfluenceConfig:
+    strategy: str = field(default="ekfac", metadata={"help": "identity, diagonal, kfac or ekfac."})
+    scope: str = field(default="all", metadata={"help": "Linear modules: head, last (N blocks + head) or all."})
+    last_n: int = field(default=1, metadata={"help": "Blocks tracked when scope is last."})
+    damping: float | None = field(default=None, metadata={"help": "Damping; None = 0.1 x mean eigenvalue."})
+    empirical_fisher: bool = field(default=False, metadata={"help": "True labels instead of sampled (true Fisher)."})
+    batch_size: int = field(default=16, metadata={"help": "Examples per batch (factors and scores)."})
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("identity", "diagonal", "kfac", "ekfac"):
+            raise ValueError(f"strategy must be identity, diagonal, kfac or ekfac, got {self.strategy!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.batch_size < 1 or self.last_n < 1 or (self.damping is not None and self.damping < 0):
+            raise ValueError("need batch_size >= 1, last_n >= 1 and damping >= 0")
+
+
+# --------------------------------------------------------------------------- inputs
+class TensorDataset:
+    """Map-style dataset of dicts of equal-length tensors (kronfluence's default
+    collate stacks them)."""
+
+    def __init__(self, tensors: dict[str, Any]):
+        lengths = {name: len(t) for name, t in tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"tensors of different lengths: {lengths}")
+        self.tensors = tensors
+        self.n = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {name: t[i] for name, t in self.tensors.items()}
+
+    def batches(self, names: Sequence[str], batch_size: int):
+        """Tuples of tensors in ``names`` order, in dataset order."""
+        for start in range(0, self.n, batch_size):
+            yield tuple(self.tensors[name][start : start + batch_size] for name in names)
+
+
+def margins(logits, labels):
+    """``logit[y] - logsumexp(logit[others])`` per row (vmap-safe: no in-place ops)."""
+    import torch
+
+    chosen = torch.arange(logits.shape[-1], device=logits.device) == labels.unsqueeze(-1)
+    correct = (logits * chosen).sum(-1)
+    others = logits.masked_fill(chosen, float("-inf")).logsumexp(-1)
+    return correct - others
+
+
+def _logits(output):
+    return output.logits if hasattr(output, "logits") else output
+
+
+def _is_hf(model) -> bool:
+    return hasattr(model, "config") and hasattr(model.config, "model_type")
+
+
+def _logits_module_class():
+    import torch
+
+    class LogitsModule(torch.nn.Module):
+        """forward(*tensors in ``input_names`` order) -> logits. For Hugging Face models
+        the 2D attention mask becomes a 4D additive mask, which transformers 5 passes
+        through untouched (its own mask builder branches on data: not vmap-safe)."""
+
+        def __init__(self, model, input_names: Sequence[str]):
+            super().__init__()
+            self.model = model
+            self.input_names = tuple(input_names)
+
+        def forward(self, *inputs):
+            kwargs = dict(zip(self.input_names, inputs, strict=True))
+            mask = kwargs.get("attention_mask")
+            if mask is not None and mask.dim() == 2 and _is_hf(self.model):
+                dtype = next(self.model.parameters()).dtype
+                kwargs["attention_mask"] = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+            return _logits(self.model(**kwargs))
+
+    return LogitsModule
+
+
+def wrap_logits(model, input_names: Sequence[str]):
+    return _logits_module_class()(model, input_names)
+
+
+# --------------------------------------------------------------------------- scopes
+def linear_module_names(model) -> list[str]:
+    import torch
+
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+
+
+def scope_modules(model, scope: str, last_n: int = 1) -> list[str] | None:
+    """Names of the Linear / Conv2d modules in ``scope`` (None = all of them).
+
+    ``head``: the classification head (``classifier`` / ``score``, else the last
+    Linear); ``last``: the head, the pooler and every module of the last ``last_n``
+    blocks; ``all``: every Linear / Conv2d module (embeddings are never tracked by
+    kronfluence)."""
+    names = linear_module_names(model)
+    if not names:
+        raise ValueError("the model has no nn.Linear / nn.Conv2d module that kronfluence could track")
+    if scope == "all":
+        return None
+    head = [n for n in names if n.split(".")[0] in HEAD_NAMES or n in HEAD_NAMES] or [names[-1]]
+    if scope == "head":
+        return head
+    if scope != "last":
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    layers = sorted({int(m.group(1)) for n in names if (m := LAYER_RE.search(f".{n}"))})
+    keep = set(layers[-last_n:])
+    chosen = [n for n in names if (m := LAYER_RE.search(f".{n}")) and int(m.group(1)) in keep]
+    return sorted(set(chosen + head + [n for n in names if "pooler" in n]), key=names.index)
+
+
+def scope_parameters(model, scope: str, last_n: int = 1) -> list[str] | None:
+    """Parameter names (of ``model``) in ``scope`` for TRAK's ``grad_wrt`` (None = all;
+    unlike kronfluence, TRAK's ``all`` includes the embeddings)."""
+    modules = scope_modules(model, scope, last_n)
+    if modules is None:
+        return None
+    return [n for n, _ in model.named_parameters() if any(n == m or n.startswith(f"{m}.") for m in modules)]
+
+
+# --------------------------------------------------------------------------- TRAK
+def _trak_output(input_names: Sequence[str]):
+    import torch
+    from trak.modelout_functions import AbstractModelOutput
+
+    class MarginOutput(AbstractModelOutput):
+        """TRAK model output for a classifier taking ``input_names`` tensors: the margin,
+        and Q = 1 - p(correct label) as out-to-loss gradient."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n_inputs = len(input_names)
+
+        def get_output(self, model, weights, buffers, *example):
+            *inputs, label = example
+            logits = torch.func.functional_call(model, (weights, buffers), args=tuple(x.unsqueeze(0) for x in inputs))
+            return margins(logits, label.unsqueeze(0)).sum()
+
+        def get_out_to_loss_grad(self, model, weights, buffers, batch):
+            *inputs, labels = batch
+            logits = torch.func.functional_call(model, (weights, buffers), args=tuple(inputs))
+            probs = torch.softmax(logits, dim=-1)[torch.arange(logits.shape[0]), labels]
+            return (1 - probs).clone().detach().unsqueeze(-1)
+
+    return MarginOutput()
+
+
+def make_projector(cfg: TrakConfig, grad_dim: int, device: str):
+    """The projector TRAK will use (None: let traker build its CUDA projector, checked
+    afterwards by :func:`check_projector`)."""
+    import torch
+    from trak.projectors import BasicProjector, NoOpProjector, ProjectionType
+
+    kind = cfg.projector
+    if kind == "auto":
+        kind = "cuda" if device.startswith("cuda") else "basic"
+    if kind == "noop":
+        return NoOpProjector(grad_dim=grad_dim, device=device)
+    if kind == "cuda":
+        if not device.startswith("cuda"):
+            raise ValueError("projector 'cuda' needs a CUDA device; use auto or basic on CPU")
+        return None
+    # traker frees a single-block BasicProjector before scoring and then fails: keep
+    # at least two blocks.
+    block = max(1, min(100, cfg.proj_dim // 2))
+    return BasicProjector(
+        grad_dim=grad_dim,
+        proj_dim=cfg.proj_dim,
+        seed=cfg.projector_seed,
+        proj_type=ProjectionType.normal,
+        device=device,
+        block_size=block,
+        dtype=torch.float32,
+    )
+
+
+def check_projector(traker, cfg: TrakConfig, device: str) -> str:
+    """The class name of the projector in use; an error if it is not what was asked
+    (traker falls back to BasicProjector silently when fast_jl is missing)."""
+    name = type(traker.projector).__name__
+    wanted = {
+        "basic": {"BasicProjector"},
+        "noop": {"NoOpProjector"},
+        "cuda": {"CudaProjector", "ChunkedCudaProjector"},
+    }
+    kind = cfg.projector if cfg.projector != "auto" else ("cuda" if device.startswith("cuda") else "basic")
+    if name not in wanted[kind]:
+        raise RuntimeError(
+            f"TRAK uses {name}, but projector {cfg.projector!r} asks for {sorted(wanted[kind])}"
+            + (" (is fast_jl installed? pip install traker[fast])" if kind == "cuda" else "")
+        )
+    return name
+
+
+def trak_scores(
+    models: Sequence[Any],
+    input_names: Sequence[str],
+    train: TensorDataset,
+    query: TensorDataset,
+    cfg: TrakConfig,
+    save_dir: str | Path,
+    device: str = "cpu",
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """TRAK scores (n_train, n_query) of an ensemble of checkpoints of one architecture
+    (``models``: loaded classifiers; scores are averaged over them as in traker)."""
+    import torch
+    from trak import TRAKer
+
+    if not models:
+        raise ValueError("TRAK needs at least one checkpoint")
+    n_train = len(train)
+    if cfg.projector != "noop" and cfg.proj_dim >= n_train and cfg.lambda_reg == 0:
+        raise ValueError(
+            f"proj_dim {cfg.proj_dim} >= n_train {n_train} with lambda_reg 0: X^T X is singular and the "
+            "features are garbage; lower proj_dim or set lambda_reg > 0"
+        )
+    names = [*input_names, "labels"]
+    wrappers = [wrap_logits(m.to(device).eval(), input_names) for m in models]
+    grad_wrt = scope_parameters(wrappers[0], cfg.scope, cfg.last_n)
+    grad_dim = sum(p.numel() for n, p in wrappers[0].named_parameters() if grad_wrt is None or n in grad_wrt)
+    if cfg.projector == "noop" and grad_dim >= n_train and cfg.lambda_reg == 0:
+        raise ValueError(f"noop projector: {grad_dim} gradient dims >= n_train {n_train}; set lambda_reg > 0")
+    save_dir = Path(save_dir)
+    shutil.rmtree(save_dir, ignore_errors=True)  # never resume a stale store
+    save_dir.mkdir(parents=True)
+    traker = TRAKer(
+        model=wrappers[0],
+        task=_trak_output(input_names),
+        train_set_size=n_train,
+        save_dir=str(save_dir),
+        load_from_save_dir=True,  # False breaks scoring in 0.3.2; the directory is fresh
+        device=device,
+        projector=make_projector(cfg, grad_dim, device),
+        proj_dim=cfg.proj_dim,
+        proj_max_batch_size=cfg.proj_max_batch_size,
+        use_half_precision=False,
+        projector_seed=cfg.projector_seed,
+        lambda_reg=cfg.lambda_reg,
+        grad_wrt=grad_wrt,
+        logging_level=logging.WARNING,
+    )
+    projector = check_projector(traker, cfg, device)
+    log.info(
+        "TRAK: %d checkpoint(s), %d train x %d query, projector %s, grad dim %d, proj dim %d",
+        len(wrappers),
+        n_train,
+        len(query),
+        projector,
+        grad_dim,
+        traker.proj_dim,
+    )
+
+    def to_device(batch):
+        return [t.to(device) for t in batch]
+
+    started = time.perf_counter()
+    for model_id, wrapper in enumerate(wrappers):
+        traker.load_checkpoint(wrapper.state_dict(), model_id=model_id)
+        for batch in progress(train.batches(names, cfg.batch_size), desc=f"TRAK featurize #{model_id}"):
+            traker.featurize(batch=to_device(batch), num_samples=len(batch[0]))
+    traker.finalize_features()
+    featurized = time.perf_counter()
+    for model_id, wrapper in enumerate(wrappers):
+        traker.start_scoring_checkpoint(
+            exp_name="query", checkpoint=wrapper.state_dict(), model_id=model_id, num_targets=len(query)
+        )
+        for batch in query.batches(names, cfg.batch_size):
+            traker.score(batch=to_device(batch), num_samples=len(batch[0]))
+    scores = np.array(traker.finalize_scores(exp_name="query"), dtype=np.float32)  # [n_train, n_query]
+    scored = time.perf_counter()
+    del traker
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    shutil.rmtree(save_dir, ignore_errors=True)
+    info = {
+        "method": "trak",
+        "projector": projector,
+        "proj_dim": cfg.proj_dim if projector != "NoOpProjector" else grad_dim,
+        "grad_dim": grad_dim,
+        "checkpoints": len(wrappers),
+        "dtype": "float32",
+        "scope": cfg.scope,
+        "device": device,
+        "seconds": {"featurize": round(featurized - started, 3), "score": round(scored - featurized, 3)},
+    }
+    return scores, info
+
+
+# --------------------------------------------------------------------------- kronfluence
+def _influence_task(input_names: Sequence[str], modules: list[str] | None):
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+    from kronfluence.task import Task
+
+    class ClassificationTask(Task):
+        """Summed cross-entropy as training loss (labels sampled from the model for the
+        true Fisher), minus the margin as measurement: a positive score then means
+        helpful, as in TRAK."""
+
+        def _logits(self, batch, model):
+            return _logits(model(**{name: batch[name] for name in input_names}))
+
+        def compute_train_loss(self, batch, model, sample=False):
+            logits = self._logits(batch, model)
+            if sample:
+                with torch.no_grad():
+                    labels = torch.multinomial(torch.softmax(logits.detach(), dim=-1), num_samples=1).flatten()
+            else:
+                labels = batch["labels"]
+            return F.cross_entropy(logits, labels, reduction="sum")
+
+        def compute_measurement(self, batch, model):
+            return -margins(self._logits(batch, model), batch["labels"]).sum()
+
+        def get_influence_tracked_modules(self):
+            return modules
+
+        def get_attention_mask(self, batch):
+            return batch.get("attention_mask")
+
+    return ClassificationTask()
+
+
+def influence_scores(
+    model: Any,
+    input_names: Sequence[str],
+    train: TensorDataset,
+    query: TensorDataset,
+    cfg: InfluenceConfig,
+    output_dir: str | Path,
+    device: str = "cpu",
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Influence scores (n_train, n_query) with kronfluence (EKFAC by default)."""
+    import torch
+    from kronfluence.analyzer import Analyzer, prepare_model
+    from kronfluence.arguments import FactorArguments, ScoreArguments
+    from kronfluence.module.tracked_module import TrackedModule
+    from kronfluence.utils.dataset import DataLoaderKwargs
+
+    model = model.to(device).eval()
+    modules = scope_modules(model, cfg.scope, cfg.last_n)
+    task = _influence_task(input_names, modules)
+    model = prepare_model(model, task)
+    tracked = [n for n, m in model.named_modules() if isinstance(m, TrackedModule)]
+    if not tracked:
+        raise ValueError(f"kronfluence tracks no module for scope {cfg.scope!r} (only nn.Linear / nn.Conv2d count)")
+    log.info(
+        "influence (%s): %d tracked module(s), %d train x %d query", cfg.strategy, len(tracked), len(train), len(query)
+    )
+    output_dir = Path(output_dir)
+    shutil.rmtree(output_dir, ignore_errors=True)
+    analyzer = Analyzer(
+        analysis_name="d3m",
+        model=model,
+        task=task,
+        cpu=not device.startswith("cuda"),
+        output_dir=str(output_dir),
+        disable_tqdm=True,
+    )
+    analyzer.set_dataloader_kwargs(DataLoaderKwargs(num_workers=0))
+    torch.manual_seed(seed)  # the true Fisher samples labels from the torch RNG
+    started = time.perf_counter()
+    analyzer.fit_all_factors(
+        factors_name="factors",
+        dataset=train,
+        per_device_batch_size=cfg.batch_size,
+        factor_args=FactorArguments(strategy=cfg.strategy, use_empirical_fisher=cfg.empirical_fisher),
+        overwrite_output_dir=True,
+    )
+    fitted = time.perf_counter()
+    analyzer.compute_pairwise_scores(
+        scores_name="pairwise",
+        factors_name="factors",
+        query_dataset=query,
+        train_dataset=train,
+        per_device_query_batch_size=cfg.batch_size,
+        per_device_train_batch_size=cfg.batch_size,
+        score_args=ScoreArguments(damping_factor=cfg.damping),
+        overwrite_output_dir=True,
+    )
+    scores = analyzer.load_pairwise_scores("pairwise")["all_modules"]  # [n_query, n_train]
+    scores = scores.T.contiguous().float().cpu().numpy()
+    scored = time.perf_counter()
+    shutil.rmtree(output_dir, ignore_errors=True)
+    info = {
+        "method": "if",
+        "strategy": cfg.strategy,
+        "scope": cfg.scope,
+        "tracked_modules": tracked,
+        "damping": cfg.damping if cfg.damping is not None else "0.1 x mean eigenvalue",
+        "fisher": "empirical" if cfg.empirical_fisher else "true (sampled labels)",
+        "dtype": "float32",
+        "device": device,
+        "seconds": {"factors": round(fitted - started, 3), "score": round(scored - fitted, 3)},
+    }
+    return scores, info

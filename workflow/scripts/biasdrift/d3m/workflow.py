@@ -1,0 +1,298 @@
+"""Workflow glue of study d3m (imported while Snakemake parses: no torch, no pandas).
+
+Results (rules/d3m.smk; logs/ and benchmarks/ mirror them)::
+
+    results/d3m/{world}/data.parquet                         prepare_d3m_world
+    results/d3m/{world}/base/seed{seed}/model/               finetune_d3m_base (+ epoch-<n>/)
+    results/d3m/{world}/base/seed{seed}/preds.parquet        ... predictions on every split
+    results/d3m/{world}/scores/{method}/scores.npy|uids.json score_d3m_trak / score_d3m_if
+    results/d3m/{world}/align/{method}.parquet               align_d3m
+    results/d3m/{world}/cf/{method}/k{k}/seed{seed}/         retrain_d3m (method: attribution or random)
+    results/d3m/{world}/cf/{baseline}/seed{seed}/            retrain_d3m_baseline (balance, heuristic-<method>)
+    results/d3m/{world}/counterfactual.parquet|summary.csv   aggregate_d3m
+    results/d3m/{world}/plots/                               plot_d3m_* (report)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from biasdrift import config as bdc
+
+STUDY = "d3m"
+CODE_VERSION = {
+    "prepare_d3m_world": 1,
+    "finetune_d3m_base": 1,
+    "score_d3m_trak": 1,
+    "score_d3m_if": 1,
+    "align_d3m": 1,
+    "retrain_d3m": 1,
+    "retrain_d3m_baseline": 1,
+    "aggregate_d3m": 1,
+    "plot_d3m_counterfactual": 1,
+    "plot_d3m_attribution": 1,
+}
+RANDOM = "random"
+BALANCE = "balance"
+HEURISTIC = "heuristic-"
+CURVES = {"wga_vs_k": ["wga_cell", "wga_group"], "accuracy_vs_k": ["accuracy", "balanced_accuracy"]}
+PLOTS_ATTRIBUTION = ("score_heatmap", "alignment_cells", "top_harmful", "alignment_scatter")
+
+
+def section(config: dict) -> dict:
+    return config["studies"][STUDY]
+
+
+def root(world: str) -> str:
+    return f"results/{STUDY}/{world}"
+
+
+# --------------------------------------------------------------------------- names
+def enabled(config: dict) -> bool:
+    return STUDY in config.get("studies", {})
+
+
+def _names(config: dict, *keys: str) -> list:
+    """Sorted keys (or items) of ``studies.d3m.<keys...>``; empty when d3m is off."""
+    if not enabled(config):
+        return []
+    node = section(config)
+    for key in keys:
+        node = node[key]
+    return sorted(node)
+
+
+def worlds(config: dict) -> list[str]:
+    return _names(config, "worlds")
+
+
+def trak_methods(config: dict) -> list[str]:
+    return _names(config, "trak")
+
+
+def influence_methods(config: dict) -> list[str]:
+    return _names(config, "influence")
+
+
+def attribution_methods(config: dict) -> list[str]:
+    return sorted(trak_methods(config) + influence_methods(config))
+
+
+def removal_methods(config: dict) -> list[str]:
+    return _names(config, "removal", "methods")
+
+
+def baselines(config: dict) -> list[str]:
+    return _names(config, "removal", "baselines")
+
+
+def format_k(value: float) -> str:
+    """A k grid value as it appears in paths (``0.05``, ``100``)."""
+    return f"{value:g}"
+
+
+def k_values(config: dict) -> list[str]:
+    return [format_k(k) for k in section(config)["removal"]["k"]] if enabled(config) else []
+
+
+def seeds(config: dict) -> list[int]:
+    return _names(config, "seeds")
+
+
+# --------------------------------------------------------------------------- paths
+def data_file(world: str) -> str:
+    return f"{root(world)}/data.parquet"
+
+
+def base_dir(world: str, seed: int | str) -> str:
+    return f"{root(world)}/base/seed{seed}"
+
+
+def scores_dir(world: str, method: str) -> str:
+    return f"{root(world)}/scores/{method}"
+
+
+def align_file(world: str, method: str) -> str:
+    return f"{root(world)}/align/{method}.parquet"
+
+
+def cf_dir(world: str, method: str, k: str | None, seed: int | str) -> str:
+    if k is None:
+        return f"{root(world)}/cf/{method}/seed{seed}"
+    return f"{root(world)}/cf/{method}/k{k}/seed{seed}"
+
+
+def run_metrics(config: dict, world: str) -> list[str]:
+    """Every run's metrics.json of one world: base models, removals, baselines."""
+    out = [f"{base_dir(world, s)}/metrics.json" for s in seeds(config)]
+    for method in removal_methods(config):
+        out += [f"{cf_dir(world, method, k, s)}/metrics.json" for k in k_values(config) for s in seeds(config)]
+    for baseline in baselines(config):
+        out += [f"{cf_dir(world, baseline, None, s)}/metrics.json" for s in seeds(config)]
+    return out
+
+
+def targets(config: dict) -> list[str]:
+    out = []
+    for world in worlds(config):
+        out += [f"{root(world)}/summary.csv", f"{root(world)}/selection.json"]
+        out += [f"{root(world)}/plots/{name}.svg" for name in CURVES]
+        if attribution_methods(config):
+            out += [f"{root(world)}/plots/{name}.svg" for name in PLOTS_ATTRIBUTION]
+    return out
+
+
+# --------------------------------------------------------------------------- rule functions
+def world_inputs(config: dict, wildcards: Any) -> dict[str, str]:
+    spec = section(config)["worlds"][wildcards.world]
+    out = {"dataset": bdc.dataset_file(spec["dataset"])}
+    if spec.get("test_dataset"):
+        out["test_dataset"] = bdc.dataset_file(spec["test_dataset"])
+    return out
+
+
+def model_ref(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    return bdc.model_ref(config, section(config)["model"])
+
+
+def model_inputs(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
+    return bdc.model_inputs(config, section(config)["model"])
+
+
+def trak_checkpoints(config: dict, wildcards: Any) -> list[str]:
+    """Base model directories whose checkpoints form the TRAK ensemble."""
+    spec = section(config)["trak"][wildcards.method]
+    chosen = spec["checkpoints"]["seeds"] or [section(config)["score_seed"]]
+    return [f"{base_dir(wildcards.world, s)}/model" for s in chosen]
+
+
+def score_model(config: dict, wildcards: Any) -> list[str]:
+    return [f"{base_dir(wildcards.world, section(config)['score_seed'])}/model"]
+
+
+def score_preds(config: dict, wildcards: Any) -> str:
+    return f"{base_dir(wildcards.world, section(config)['score_seed'])}/preds.parquet"
+
+
+def score_files(config: dict, wildcards: Any) -> dict[str, str]:  # noqa: ARG001
+    folder = scores_dir(wildcards.world, wildcards.method)
+    return {"scores": f"{folder}/scores.npy", "uids": f"{folder}/uids.json"}
+
+
+def retrain_inputs(config: dict, wildcards: Any) -> dict[str, Any]:
+    """Data and backbone; the alignment table when the removal set comes from one."""
+    out: dict[str, Any] = {"data": data_file(wildcards.world), "model": model_inputs(config, wildcards)}
+    method = getattr(wildcards, "method", None) or getattr(wildcards, "baseline", "")
+    if method.startswith(HEURISTIC):
+        method = method[len(HEURISTIC) :]
+    if method in attribution_methods(config):
+        out["align"] = align_file(wildcards.world, method)
+    return out
+
+
+def world_runs(config: dict, wildcards: Any) -> list[str]:
+    return run_metrics(config, wildcards.world)
+
+
+def attribution_inputs(config: dict, wildcards: Any) -> dict[str, Any]:
+    world = wildcards.world
+    methods = attribution_methods(config)
+    return {
+        "data": data_file(world),
+        "scores": [f"{scores_dir(world, m)}/scores.npy" for m in methods],
+        "uids": [f"{scores_dir(world, m)}/uids.json" for m in methods],
+        "align": [align_file(world, m) for m in methods],
+    }
+
+
+def curve_metrics(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
+    return CURVES[wildcards.curve]
+
+
+def attribution_names(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
+    return attribution_methods(config)
+
+
+def scatter_pair(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
+    """The two methods of the alignment scatter: influence vs TRAK when both exist."""
+    first = [m[0] for m in (influence_methods(config), trak_methods(config)) if m]
+    return first if len(first) == 2 else attribution_methods(config)[:2]
+
+
+# --------------------------------------------------------------------------- checks
+def problems(config: dict) -> list[str]:
+    """Cross references the schema cannot express, one message per problem."""
+    cfg = section(config)
+    where = f"studies.{STUDY}"
+    out: list[str] = []
+    if cfg["model"] not in config.get("models", {}):
+        out.append(_unknown("model", cfg["model"], f"{where}.model", config.get("models", {})))
+    datasets = config.get("datasets", {})
+    for name, world in cfg["worlds"].items():
+        for key in ("dataset", "test_dataset"):
+            alias = world.get(key)
+            if alias and alias not in datasets:
+                out.append(_unknown("dataset", alias, f"{where}.worlds.{name}.{key}", datasets))
+        if world["prepare"] == "toxigen" and not world.get("test_dataset"):
+            out.append(f"{where}.worlds.{name}.test_dataset: the toxigen preparer needs the annotated config")
+        out += _k_problems(config, name, world)
+    if cfg["score_seed"] not in cfg["seeds"]:
+        out.append(f"{where}.score_seed: {cfg['score_seed']} is not one of seeds {cfg['seeds']}")
+    both = sorted(set(cfg["trak"]) & set(cfg["influence"]))
+    if both:
+        out.append(f"{where}: attribution name(s) {both} are used by both trak and influence")
+    attributions = attribution_methods(config)
+    for name in attributions:
+        if name in (RANDOM, BALANCE) or name.startswith(HEURISTIC):
+            out.append(f"{where}: attribution name {name!r} is reserved (random, balance, heuristic-*)")
+    for i, method in enumerate(cfg["removal"]["methods"]):
+        if method != RANDOM and method not in attributions:
+            out.append(
+                f"{where}.removal.methods[{i}]: unknown method {method!r}; known: {', '.join([RANDOM, *attributions])}"
+            )
+    for i, baseline in enumerate(cfg["removal"]["baselines"]):
+        ok = baseline == BALANCE or (baseline.startswith(HEURISTIC) and baseline[len(HEURISTIC) :] in attributions)
+        if not ok:
+            known = [BALANCE] + [f"{HEURISTIC}{m}" for m in attributions]
+            out.append(f"{where}.removal.baselines[{i}]: unknown baseline {baseline!r}; known: {', '.join(known)}")
+    if cfg["removal"]["unit"] == "fraction":
+        out += [
+            f"{where}.removal.k[{i}]: k = {k:g} is a fraction of the training set and must be < 1"
+            for i, k in enumerate(cfg["removal"]["k"])
+            if k >= 1
+        ]
+    epochs = cfg["finetune"]["epochs"]
+    for name, spec in cfg["trak"].items():
+        for s in spec["checkpoints"]["seeds"]:
+            if s not in cfg["seeds"]:
+                out.append(f"{where}.trak.{name}.checkpoints.seeds: {s} is not one of seeds {cfg['seeds']}")
+        for e in spec["checkpoints"]["epochs"]:
+            if cfg["finetune"]["max_steps"] == -1 and e > epochs:
+                out.append(f"{where}.trak.{name}.checkpoints.epochs: epoch {e} > finetune.epochs {epochs}")
+    return out
+
+
+def _unknown(kind: str, alias: str, where: str, known: dict) -> str:
+    return f"{where}: unknown {kind} alias {alias!r}; known: {', '.join(sorted(known)) or 'none defined'}"
+
+
+def _k_problems(config: dict, name: str, world: dict) -> list[str]:
+    """k beyond the training set, where its size is known before any job runs (a
+    world generated by d3m_synthetic); otherwise retrain jobs check it first thing."""
+    removal = section(config)["removal"]
+    if removal["unit"] != "count":
+        return []
+    spec = config.get("datasets", {}).get(world["dataset"], {})
+    generate = spec.get("generate") or {}
+    if generate.get("generator") != "d3m_synthetic":
+        return []
+    from biasdrift.corpora import build_params
+    from biasdrift.d3m.generators import SyntheticParams, cell_counts
+
+    n_train = sum(cell_counts(build_params(SyntheticParams, generate.get("params") or {}))["train"].values())
+    return [
+        f"studies.{STUDY}.removal.k[{i}]: k = {k:g} removes at least the whole training set of world "
+        f"{name!r} ({n_train} examples)"
+        for i, k in enumerate(removal["k"])
+        if k >= n_train
+    ]
