@@ -451,7 +451,9 @@ def test_demo_config_validates_and_knows_the_planted_groups(demo_config, monkeyp
     monkeypatch.chdir(REPO)
     cfg = validated(demo_config)
     truth = workflow.planted(cfg)
-    assert truth["demographic"]["negative"][0] == "Zorbian" and len(workflow.runs(cfg)) == 8
+    assert (
+        truth["demographic"]["negative"][0] == "Zorbian" and len(workflow.runs(cfg)) == 4
+    )  # 4 templates x c1 x one metric
     assert workflow.group_source(cfg, "gender")["names"][:2] == ["carpenter", "plumber"]
 
 
@@ -502,7 +504,9 @@ def test_input_functions_reject_bad_targets(demo_config, monkeypatch):
         workflow.model_inputs(cfg, W)
     W.ft = "positive"
     assert workflow.model_ref(cfg, W)["path"] == "results/circuits/circuits-gpt2/positive/model"
-    assert workflow.eap_prompts(cfg, W) == "results/circuits/circuits-gpt2/splits/demographic_dss1_c1_pos.csv"
+    assert (
+        workflow.eap_prompts(cfg, W) == "results/circuits/circuits-gpt2/splits/demographic_dss1_c1_neg.csv"
+    )  # demo eap.split
 
 
 def test_empty_split_is_named_before_any_model_loads(tmp_path):
