@@ -165,6 +165,9 @@ class _Pass:
     split: bool = False  # per-head q/k/v input copies
     patch_off: torch.Tensor | None = None  # [n_fwd, n_bwd] 1.0 where an edge is patched
     grad_sink: Callable[[str, int, torch.Tensor], None] | None = None
+    # EAP only: head inputs z of the "set" pass per layer; the "sub" pass then projects
+    # z − z_stashed once (head outputs are linear in z) instead of projecting both runs
+    stash: dict[int, torch.Tensor] | None = None
 
 
 class Tracer:
@@ -235,11 +238,19 @@ class Tracer:
         return None
 
     def _heads_out(self, layer: int, _module, args):
-        if self._pass.buffer is not None:
-            with torch.no_grad():
-                heads = self.adapter.head_outputs(layer, args[0].detach())  # [B, T, H, d]
-            first = self.graph.fwd_head(layer, 0)
-            self._write(slice(first, first + self.adapter.n_heads), heads.permute(2, 0, 1, 3))
+        p = self._pass
+        if p.buffer is None:
+            return None
+        z = args[0].detach()
+        if p.stash is not None:
+            if p.mode == "set":
+                p.stash[layer] = z
+                return None
+            z = z - p.stash.pop(layer)  # exactly 0 where the runs agree
+        with torch.no_grad():
+            heads = self.adapter.head_outputs(layer, z)  # [B, T, H, d]
+        first = self.graph.fwd_head(layer, 0)
+        self._write(slice(first, first + self.adapter.n_heads), heads.permute(2, 0, 1, 3))
         return None
 
     def _reader_in(self, kind: str, layer: int, upstream: int, col: int, _module, args):
@@ -343,10 +354,11 @@ def attribute(
         for batch in progress(batches, desc="EAP", disable=None if show_progress else True):
             batch = batch.to(tracer.device)
             both = batch.both
-            delta = tracer.new_buffer(batch)
+            delta, stash = tracer.new_buffer(batch), {}
             with torch.no_grad():
                 # same computation path as the clean pass: identical inputs give exactly zero differences
-                tracer.run(batch.corr_ids, batch.corr_mask, _Pass(delta, "set", both, split=True), logits=False)
+                spec = _Pass(delta, "set", both, split=True, stash=stash)
+                tracer.run(batch.corr_ids, batch.corr_mask, spec, logits=False)
 
             def sink(kind: str, layer: int, grad: torch.Tensor, delta=delta) -> None:
                 if kind == "attn":
@@ -360,7 +372,10 @@ def attribute(
 
             embeds = adapter.embed(batch.clean_ids).detach().requires_grad_(True)
             logits = tracer.run(
-                batch.clean_ids, batch.clean_mask, _Pass(delta, "sub", both, split=True, grad_sink=sink), embeds
+                batch.clean_ids,
+                batch.clean_mask,
+                _Pass(delta, "sub", both, split=True, grad_sink=sink, stash=stash),
+                embeds,
             )
             values = metric(logits, batch)
             if values.shape != (batch.size,):
