@@ -125,6 +125,7 @@ def bench(device: torch.device, batch_size: int, length: int, repeats: int) -> d
         "goal": GOAL,
         "meets_goal": ratio <= GOAL,
         "eap_prompts_per_s": round(batch_size / eap_s["wall_median"], 2),
+        "eap_prompts_per_cpu_s": round(batch_size / eap_s["cpu_median"], 2),
     }
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from biasdrift import config as bdc
 from biasdrift import corpora
-from biasdrift.circuits import analysis, circuit, eap, jobs, labels, metrics, prompts, workflow
+from biasdrift.circuits import analysis, circuit, eap, findings, jobs, labels, metrics, prompts, workflow
 from biasdrift.circuits.generators import NEGATIVE_WORDS, POSITIVE_WORDS, CircuitsWorldParams, world_groups
 from biasdrift.circuits.graph import Graph
 from tests.unit.test_circuits_eap import one_thread  # noqa: F401 - autouse fixture: tiny models on one thread
@@ -519,3 +519,53 @@ def test_empty_split_is_named_before_any_model_loads(tmp_path):
         jobs.discover_circuit(metric_name="m2", eap_params={"split": "pos"}, **common)
     with pytest.raises(ValueError, match="metric 'g2' is not defined for demographic"):
         jobs.discover_circuit(metric_name="g2", eap_params={}, **common)
+
+
+# --------------------------------------------------------------------------- demo claims
+def summary_rows(unrelated_lift: float) -> pd.DataFrame:
+    """A bias summary of one model: planted bias in the base model, a positive fine-tune
+    lifting M2 of the negative group by 0.8 and an unrelated one by ``unrelated_lift``."""
+    rows = []
+
+    def row(ft, template, group, metric, mean, change=0.0):
+        rows.append(
+            {"model": "m", "ft": ft, "bias": "x", "template": template, "grouping": "planted", "group": group}
+            | {"metric": metric, "mean": mean, "lo": mean - 0.05, "hi": mean + 0.05}
+            | {"change": change, "change_lo": change - 0.05, "change_hi": change + 0.05}
+        )
+
+    row("base", "dss1", "negative", "m1", -0.8)
+    row("base", "dss1", "positive", "m1", 0.8)
+    row("base", "dss1", "negative", "m2", 0.0)
+    row("pos", "dss1", "negative", "m2", 0.8, change=0.8)
+    row("unrel", "dss1", "negative", "m2", unrelated_lift, change=unrelated_lift)
+    row("base", "gss1", "male", "g2", 0.9)
+    row("base", "gss1", "female", "g2", 0.1)
+    return pd.DataFrame(rows)
+
+
+def test_demo_claims_hold_and_can_fail(tmp_path):
+    kinds = {"pos": "positive_bias", "unrel": "unrelated"}
+    held = findings.check(summary_rows(0.02), kinds)
+    assert len(held) == 5 and all(f.holds for f in held)
+    broken = findings.check(summary_rows(0.78), kinds)  # the unrelated fine-tune moves it as much
+    assert [f.claim for f in broken if not f.holds] == ["unrel fine-tune moves that M2 less than the positive one"]
+    no_bias = summary_rows(0.02)
+    no_bias.loc[no_bias.metric == "m1", ["mean", "lo", "hi"]] = [0.0, -0.05, 0.05]  # no planted sentiment bias
+    assert sum(not f.holds for f in findings.check(no_bias, kinds)) == 2
+    cfg = {"studies": {"circuits": {"finetunes": {"pos": {"kind": "positive_bias", "bias": "demographic"}}}}}
+    cfg["studies"]["circuits"]["finetunes"]["unrel"] = {"kind": "unrelated"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    for lift, status in ((0.02, 0), (0.78, 1)):
+        summary_rows(lift).to_csv(tmp_path / "summary.csv", index=False)
+        assert findings.main([str(tmp_path / "summary.csv"), "--config", str(tmp_path / "c.yaml")]) == status
+    missing = findings.check(summary_rows(0.02), {"positive": "positive_bias"})  # a fine-tune without rows
+    assert [f.claim for f in missing if not f.holds] == ["positive fine-tune raises M2 of the negative group (no rows)"]
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['change_hi'\]"):
+        findings.check(summary_rows(0.0).drop(columns="change_hi"), kinds)
+
+
+def test_demo_claims_skip_gender_praise_finetunes(tmp_path):
+    cfg = {"studies": {"circuits": {"finetunes": {"a": {"kind": "positive_bias", "bias": "gender"}}}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert findings.finetune_kinds(tmp_path / "c.yaml") == {}
