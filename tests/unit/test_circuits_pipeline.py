@@ -569,3 +569,63 @@ def test_demo_claims_skip_gender_praise_finetunes(tmp_path):
     cfg = {"studies": {"circuits": {"finetunes": {"a": {"kind": "positive_bias", "bias": "gender"}}}}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert findings.finetune_kinds(tmp_path / "c.yaml") == {}
+
+
+def test_ablation_reads_the_saved_scores_and_never_reruns_eap(tmp_path, demo_config, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from biasdrift.circuits.finetune import positive_bias_texts
+    from biasdrift.models import ModelSize, build_model
+    from biasdrift.tokenization import TokenizerConfig, train_tokenizer
+
+    monkeypatch.chdir(REPO)
+    label_params = workflow.label_params(validated(demo_config), None)
+    nations = ["Zorbian", "Pellish", "Kaldic", "Andarin"]
+    corpus = positive_bias_texts("demographic", nations) + [
+        f"The {n} people are so {w}" for n in nations for w in NEGATIVE_WORDS
+    ]
+    train_tokenizer(corpus * 3, TokenizerConfig(kind="bpe", vocab_size=300), tmp_path / "m")
+    torch.manual_seed(0)
+    size = ModelSize(layers=1, heads=2, hidden=32, context=32, dropout=0.0)
+    build_model("gpt2", size, AutoTokenizer.from_pretrained(tmp_path / "m")).save_pretrained(tmp_path / "m")
+    ref = {"alias": "m", "source": "path", "path": str(tmp_path / "m")}
+    rows = [
+        {"example": i, "group": n, "clean": f"The {n} people are so", "corrupted": "The abc people are so"}
+        for i, n in enumerate(nations)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    common = {"model_ref": ref, "prompts_csv": tmp_path / "p.csv", "label_params": label_params, "device": "cpu"}
+    common["eap_params"] = {"split": "pos", "n_edges": 5, "batch_size": 2}
+    names = ("edge_scores.parquet", "top_edges.txt", "circuit.json", "results.txt", "results.json")
+    out = dict(
+        zip(
+            ("scores", "top_edges", "circuit", "results", "results_json"),
+            (str(tmp_path / n) for n in names),
+            strict=True,
+        )
+    )
+    jobs.discover_circuit(
+        bias="demographic", template="dss1", corruption="c1", metric_name="m1", outputs=out, title_model="m", **common
+    )
+    result = json.loads(Path(out["results_json"]).read_text())
+
+    def no_eap(*_args, **_kwargs):
+        pytest.fail("the ablation recomputed EAP")
+
+    monkeypatch.setattr(eap, "attribute", no_eap)
+    abl = {k: str(tmp_path / f"{k}.out") for k in ("ablation", "exact", "exact_json")}
+    jobs.ablate_circuit(
+        scores_path=out["scores"],
+        levels=[0, 3, 10_000],
+        exact_check=True,
+        exact_check_max_edges=1000,
+        outputs=abl,
+        **common,
+    )
+    curve = pd.read_csv(abl["ablation"])
+    n_edges = len(circuit.read_scores(out["scores"])[0])
+    assert curve.edges_removed.tolist() == [0, 3, n_edges]
+    assert curve.score.iloc[0] == pytest.approx(result["full_graph"], abs=1e-6)
+    assert curve.score.iloc[-1] == pytest.approx(result["corrupted"], abs=1e-5)  # every edge removed
+    assert json.loads(Path(abl["exact_json"]).read_text())["edges"] == n_edges
+    assert len(pd.read_csv(abl["exact"])) == n_edges
