@@ -25,7 +25,9 @@ rule make_prompts:
         "logs/circuits/prompts/{bias}_{template}_{corruption}.log",
     params:
         groups=study_input("circuits", "group_params"),
-        underscores=lookup(dpath="studies/circuits/underscores", within=config, default=None),
+        underscores=lookup(
+            dpath="studies/circuits/underscores", within=config, default=None
+        ),
         code_version=CODE_VERSION["make_prompts"],
     wildcard_constraints:
         bias="demographic|gender",
@@ -53,7 +55,9 @@ rule eval_bias:
     params:
         model=study_input("circuits", "model_ref"),
         labels=study_input("circuits", "label_params"),
-        batch_size=lookup(dpath="studies/circuits/eap/batch_size", within=config, default=None),
+        batch_size=lookup(
+            dpath="studies/circuits/eap/batch_size", within=config, default=None
+        ),
         dtype=lookup(dpath="studies/circuits/eap/dtype", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         code_version=CODE_VERSION["eval_bias"],
@@ -198,7 +202,9 @@ rule finetune_circuits:
         model=study_input("circuits", "base_model_ref"),
         spec=study_input("circuits", "finetune_spec"),
         groups=study_input("circuits", "finetune_groups"),
-        underscores=lookup(dpath="studies/circuits/underscores", within=config, default=None),
+        underscores=lookup(
+            dpath="studies/circuits/underscores", within=config, default=None
+        ),
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/circuits/{model}/{ft}/.scratch/finetune_circuits",
         code_version=CODE_VERSION["finetune_circuits"],
@@ -222,7 +228,9 @@ rule compare_circuits:
         "logs/circuits/{model}/{ft}/compare/{bias}_{template}_{corruption}_{metric}.log",
     params:
         compare=lookup(dpath="studies/circuits/compare", within=config, default=None),
-        ranking=lookup(dpath="studies/circuits/eap/ranking", within=config, default=None),
+        ranking=lookup(
+            dpath="studies/circuits/eap/ranking", within=config, default=None
+        ),
         model=study_input("circuits", "model_ref"),
         code_version=CODE_VERSION["compare_circuits"],
     wildcard_constraints:
@@ -250,8 +258,12 @@ rule analyze_stability:
     log:
         "logs/circuits/{model}/stability/analyze_stability.log",
     params:
-        top_k=lookup(dpath="studies/circuits/stability/top_k", within=config, default=None),
-        ranking=lookup(dpath="studies/circuits/eap/ranking", within=config, default=None),
+        top_k=lookup(
+            dpath="studies/circuits/stability/top_k", within=config, default=None
+        ),
+        ranking=lookup(
+            dpath="studies/circuits/eap/ranking", within=config, default=None
+        ),
         code_version=CODE_VERSION["analyze_stability"],
     conda:
         "../environment.yml"
