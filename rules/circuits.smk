@@ -1,2 +1,290 @@
-# Study "circuits": rules arrive with its issue (spec: ../shared/specs/circuits.md).
-# Results live under results/circuits/; logs/ and benchmarks/ mirror that path.
+# Study "circuits" (seed 000, ../shared/specs/circuits.md): bias prompts, group split,
+# M1/M2 and gender metrics, edge attribution patching on every model, fine-tuning,
+# comparison and stability. Logic: workflow/scripts/biasdrift/circuits/.
+#   results/circuits/prompts/{bias}_{template}_{corruption}.csv            make_prompts
+#   results/circuits/{model}/{ft}/bias/{corruption}.parquet                eval_bias
+#   results/circuits/{model}/splits/{bias}_{template}_{corruption}_*.csv   split_demographic / split_gender
+#   results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/
+#       edge_scores.parquet top_edges.txt circuit.json results.txt|json    discover_circuit
+#       ablation.csv exact_check.csv|json                                  ablate_circuit
+#   results/circuits/{model}/{ft}/model/ + train_metrics.json              finetune_circuits
+#   results/circuits/{model}/{ft}/compare/*_finetuned_comparison.txt|json  compare_circuits
+#   results/circuits/{model}/stability/                                    analyze_stability
+#   results/circuits/bias_summary.csv|json                                 summarize_bias
+# {ft} is "base" (the model as configured) or a key of studies.circuits.finetunes.
+
+
+rule make_prompts:
+    localrule: True
+    input:
+        groups=study_input("circuits", "group_file"),
+    output:
+        prompts="results/circuits/prompts/{bias}_{template}_{corruption}.csv",
+        manifest="results/circuits/prompts/{bias}_{template}_{corruption}.manifest.json",
+    log:
+        "logs/circuits/prompts/{bias}_{template}_{corruption}.log",
+    params:
+        groups=study_input("circuits", "group_params"),
+        underscores=lookup(
+            dpath="studies/circuits/underscores", within=config, default=None
+        ),
+        code_version=CODE_VERSION["make_prompts"],
+    wildcard_constraints:
+        bias="demographic|gender",
+        template="dss1|dss2|gss1|gss2",
+        corruption="c1|c2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/make_prompts.py"
+
+
+rule eval_bias:
+    input:
+        model=study_input("circuits", "model_inputs"),
+        prompts=study_input("circuits", "eval_prompt_files"),
+        labels=study_input("circuits", "label_inputs"),
+    output:
+        table="results/circuits/{model}/{ft}/bias/{corruption}.parquet",
+        summary="results/circuits/{model}/{ft}/bias/{corruption}.json",
+        manifest="results/circuits/{model}/{ft}/bias/{corruption}.manifest.json",
+    log:
+        "logs/circuits/{model}/{ft}/bias/{corruption}.log",
+    benchmark:
+        "benchmarks/circuits/{model}/{ft}/bias/{corruption}.tsv"
+    params:
+        model=study_input("circuits", "model_ref"),
+        labels=study_input("circuits", "label_params"),
+        batch_size=lookup(
+            dpath="studies/circuits/eap/batch_size", within=config, default=None
+        ),
+        dtype=lookup(dpath="studies/circuits/eap/dtype", within=config, default=None),
+        runtime=lookup(dpath="runtime", within=config),
+        code_version=CODE_VERSION["eval_bias"],
+    wildcard_constraints:
+        ft="[a-z0-9][a-z0-9_-]*",
+        corruption="c1|c2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/eval_bias.py"
+
+
+rule split_demographic:
+    localrule: True
+    input:
+        table="results/circuits/{model}/base/bias/{corruption}.parquet",
+    output:
+        pos="results/circuits/{model}/splits/demographic_{template}_{corruption}_pos.csv",
+        neg="results/circuits/{model}/splits/demographic_{template}_{corruption}_neg.csv",
+        stats="results/circuits/{model}/splits/demographic_{template}_{corruption}_stats.csv",
+        manifest="results/circuits/{model}/splits/demographic_{template}_{corruption}.manifest.json",
+    log:
+        "logs/circuits/{model}/splits/demographic_{template}_{corruption}.log",
+    params:
+        bias="demographic",
+        code_version=CODE_VERSION["split_demographic"],
+    wildcard_constraints:
+        template="dss1|dss2",
+        corruption="c1|c2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/split_groups.py"
+
+
+rule split_gender:
+    localrule: True
+    input:
+        table="results/circuits/{model}/base/bias/{corruption}.parquet",
+    output:
+        mb="results/circuits/{model}/splits/gender_{template}_{corruption}_mb.csv",
+        fb="results/circuits/{model}/splits/gender_{template}_{corruption}_fb.csv",
+        stats="results/circuits/{model}/splits/gender_{template}_{corruption}_stats.csv",
+        manifest="results/circuits/{model}/splits/gender_{template}_{corruption}.manifest.json",
+    log:
+        "logs/circuits/{model}/splits/gender_{template}_{corruption}.log",
+    params:
+        bias="gender",
+        code_version=CODE_VERSION["split_gender"],
+    wildcard_constraints:
+        template="gss1|gss2",
+        corruption="c1|c2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/split_groups.py"
+
+
+rule discover_circuit:
+    input:
+        model=study_input("circuits", "model_inputs"),
+        prompts=study_input("circuits", "eap_prompts"),
+        labels=study_input("circuits", "label_inputs"),
+    output:
+        scores="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/edge_scores.parquet",
+        top_edges="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/top_edges.txt",
+        circuit="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/circuit.json",
+        results="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/results.txt",
+        results_json="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/results.json",
+        manifest="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/manifest.json",
+    log:
+        "logs/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/discover_circuit.log",
+    benchmark:
+        "benchmarks/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/discover_circuit.tsv"
+    params:
+        model=study_input("circuits", "model_ref"),
+        eap=study_input("circuits", "eap_params"),
+        labels=study_input("circuits", "label_params"),
+        runtime=lookup(dpath="runtime", within=config),
+        code_version=CODE_VERSION["discover_circuit"],
+    wildcard_constraints:
+        ft="[a-z0-9][a-z0-9_-]*",
+        bias="demographic|gender",
+        template="dss1|dss2|gss1|gss2",
+        corruption="c1|c2",
+        metric="m1|m2|g1|g2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/discover_circuit.py"
+
+
+rule ablate_circuit:
+    input:
+        model=study_input("circuits", "model_inputs"),
+        scores="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/edge_scores.parquet",
+        prompts=study_input("circuits", "eap_prompts"),
+        labels=study_input("circuits", "label_inputs"),
+    output:
+        ablation="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablation.csv",
+        exact="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/exact_check.csv",
+        exact_json="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/exact_check.json",
+        manifest="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablation.manifest.json",
+    log:
+        "logs/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablate_circuit.log",
+    benchmark:
+        "benchmarks/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablate_circuit.tsv"
+    params:
+        model=study_input("circuits", "model_ref"),
+        eap=study_input("circuits", "eap_params"),
+        labels=study_input("circuits", "label_params"),
+        ablation=lookup(dpath="studies/circuits/ablation", within=config, default=None),
+        runtime=lookup(dpath="runtime", within=config),
+        code_version=CODE_VERSION["ablate_circuit"],
+    wildcard_constraints:
+        ft="[a-z0-9][a-z0-9_-]*",
+        bias="demographic|gender",
+        template="dss1|dss2|gss1|gss2",
+        corruption="c1|c2",
+        metric="m1|m2|g1|g2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/ablate_circuit.py"
+
+
+rule finetune_circuits:
+    input:
+        model=study_input("circuits", "base_model_inputs"),
+        data=study_input("circuits", "finetune_inputs"),
+    output:
+        model=directory("results/circuits/{model}/{ft}/model"),
+        metrics=ensure(
+            "results/circuits/{model}/{ft}/train_metrics.json", non_empty=True
+        ),
+        manifest="results/circuits/{model}/{ft}/finetune.manifest.json",
+    log:
+        "logs/circuits/{model}/{ft}/finetune_circuits.log",
+    benchmark:
+        "benchmarks/circuits/{model}/{ft}/finetune_circuits.tsv"
+    params:
+        model=study_input("circuits", "base_model_ref"),
+        spec=study_input("circuits", "finetune_spec"),
+        groups=study_input("circuits", "finetune_groups"),
+        underscores=lookup(
+            dpath="studies/circuits/underscores", within=config, default=None
+        ),
+        runtime=lookup(dpath="runtime", within=config),
+        scratch="results/circuits/{model}/{ft}/.scratch/finetune_circuits",
+        code_version=CODE_VERSION["finetune_circuits"],
+    wildcard_constraints:
+        ft="(?!base/)[a-z0-9][a-z0-9_-]*",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/finetune_circuits.py"
+
+
+rule compare_circuits:
+    localrule: True
+    input:
+        unpack(study_input("circuits", "compare_inputs")),
+    output:
+        report="results/circuits/{model}/{ft}/compare/{bias}_{template}_{corruption}_{metric}_finetuned_comparison.txt",
+        json="results/circuits/{model}/{ft}/compare/{bias}_{template}_{corruption}_{metric}_finetuned_comparison.json",
+        manifest="results/circuits/{model}/{ft}/compare/{bias}_{template}_{corruption}_{metric}.manifest.json",
+    log:
+        "logs/circuits/{model}/{ft}/compare/{bias}_{template}_{corruption}_{metric}.log",
+    params:
+        compare=lookup(dpath="studies/circuits/compare", within=config, default=None),
+        ranking=lookup(
+            dpath="studies/circuits/eap/ranking", within=config, default=None
+        ),
+        model=study_input("circuits", "model_ref"),
+        code_version=CODE_VERSION["compare_circuits"],
+    wildcard_constraints:
+        ft="[a-z0-9][a-z0-9_-]*",
+        bias="demographic|gender",
+        template="dss1|dss2|gss1|gss2",
+        corruption="c1|c2",
+        metric="m1|m2|g1|g2",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/compare_circuits.py"
+
+
+rule analyze_stability:
+    localrule: True
+    input:
+        scores=study_input("circuits", "stability_inputs"),
+    output:
+        matrix="results/circuits/{model}/stability/overlap_matrix.csv",
+        grammatical="results/circuits/{model}/stability/grammatical_stability.txt",
+        bias_type="results/circuits/{model}/stability/bias_type_stability.txt",
+        layerwise="results/circuits/{model}/stability/layerwise.csv",
+        manifest="results/circuits/{model}/stability/manifest.json",
+    log:
+        "logs/circuits/{model}/stability/analyze_stability.log",
+    params:
+        top_k=lookup(
+            dpath="studies/circuits/stability/top_k", within=config, default=None
+        ),
+        ranking=lookup(
+            dpath="studies/circuits/eap/ranking", within=config, default=None
+        ),
+        code_version=CODE_VERSION["analyze_stability"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/analyze_stability.py"
+
+
+rule summarize_bias:
+    localrule: True
+    input:
+        tables=study_input("circuits", "summary_inputs"),
+    output:
+        csv="results/circuits/bias_summary.csv",
+        json="results/circuits/bias_summary.json",
+        manifest="results/circuits/bias_summary.manifest.json",
+    log:
+        "logs/circuits/summarize_bias.log",
+    params:
+        summary=study_input("circuits", "summary_params"),
+        code_version=CODE_VERSION["summarize_bias"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/summarize_bias.py"

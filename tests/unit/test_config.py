@@ -27,6 +27,16 @@ def demo() -> dict:
     return copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
 
 
+def foundation_demo() -> dict:
+    """The demo config without the studies and their (study-prefixed) aliases."""
+    cfg = demo()
+    studies = ("circuits", "politune", "specdec", "d3m", "tinystories")
+    for section in ("datasets", "tokenizers", "models"):
+        cfg[section] = {k: v for k, v in cfg[section].items() if not k.startswith(studies)}
+    cfg["studies"] = {}
+    return cfg
+
+
 def problems_of(cfg: dict) -> str:
     with pytest.raises(bdc.ConfigError) as err:
         bdc.validate_config(cfg, SCHEMA)
@@ -298,7 +308,7 @@ architectures: [toyarch]
 
 def test_study_fragments_merge_into_the_schema(tmp_path):
     schema = bdc.load_schema(_schema_dir(tmp_path, FRAGMENT))
-    cfg = demo()
+    cfg = foundation_demo()
     cfg["studies"] = {"circuits": {"finetune": {"max_steps": 5}}}
     cfg["datasets"]["toy"] = {"generate": {"generator": "toy_world"}}
     bdc.validate_config(cfg, schema)
@@ -342,7 +352,7 @@ def test_enabled_studies_add_targets_and_checks(monkeypatch):
     )
     monkeypatch.setattr(bdc.plugins, "study_module", lambda study, _part: fake if study == "circuits" else None)
     monkeypatch.setattr(bdc.plugins, "load", lambda _part: [fake])
-    cfg = demo()
+    cfg = foundation_demo()
     assert "studies.circuits.models[0]: unknown model alias 'x'" not in str(bdc.reference_problems(cfg))
     cfg["studies"] = {"circuits": {}}
     assert bdc.reference_problems(cfg) == ["studies.circuits.models[0]: unknown model alias 'x'"]

@@ -286,10 +286,10 @@ def _k_problems(config: dict, name: str, world: dict) -> list[str]:
     generate = spec.get("generate") or {}
     if generate.get("generator") != "d3m_synthetic":
         return []
-    from biasdrift.corpora import build_params
+    from biasdrift.config import config_from_dict
     from biasdrift.d3m.generators import SyntheticParams, cell_counts
 
-    n_train = sum(cell_counts(build_params(SyntheticParams, generate.get("params") or {}))["train"].values())
+    n_train = sum(cell_counts(config_from_dict(SyntheticParams, generate.get("params") or {}))["train"].values())
     return [
         f"studies.{STUDY}.removal.k[{i}]: k = {k:g} removes at least the whole training set of world "
         f"{name!r} ({n_train} examples)"

@@ -1,0 +1,382 @@
+"""Workflow glue of study "circuits" (torch-free, imported while Snakemake parses).
+
+Results (``{ft}`` is ``base`` or a key of ``studies.circuits.finetunes``; ``{run}`` below
+stands for ``{bias}_{template}_{corruption}_{metric}``)::
+
+    results/circuits/prompts/{bias}_{template}_{corruption}.csv           make_prompts
+    results/circuits/{model}/{ft}/bias/{corruption}.parquet|.json         eval_bias (all templates)
+    results/circuits/{model}/splits/{bias}_{template}_{corruption}_{pos|neg|mb|fb|stats}.csv
+                                                                          split_demographic / split_gender
+    results/circuits/{model}/{ft}/eap/{run}/edge_scores.parquet           discover_circuit (+ top_edges.txt,
+                                                                          circuit.json, results.txt|json)
+    results/circuits/{model}/{ft}/eap/{run}/ablation.csv                  ablate_circuit (+ exact_check.csv)
+    results/circuits/{model}/{ft}/model/ + train_metrics.json             finetune_circuits (ft != base)
+    results/circuits/{model}/{ft}/compare/{run}_finetuned_comparison.txt  compare_circuits (+ .json)
+    results/circuits/{model}/stability/...                                analyze_stability
+    results/circuits/bias_summary.csv                                     summarize_bias
+    results/circuits/plots/*.svg|.csv                                     plot_circuits_* (report)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from biasdrift import config as bdc
+from biasdrift.circuits.prompts import BIAS_TEMPLATES, TEMPLATES, check_pairing
+
+CODE_VERSION = {
+    "make_prompts": 1,
+    "eval_bias": 1,
+    "split_demographic": 1,
+    "split_gender": 1,
+    "discover_circuit": 1,
+    "ablate_circuit": 1,
+    "finetune_circuits": 1,
+    "compare_circuits": 1,
+    "analyze_stability": 1,
+    "summarize_bias": 1,
+    "plot_circuits_bias": 1,
+    "plot_circuits_comparisons": 1,
+    "plot_circuits_stability": 1,
+    "plot_circuits_ablation": 1,
+}
+
+ROOT = "results/circuits"
+SPLITS = {"demographic": ("pos", "neg"), "gender": ("mb", "fb")}
+CAUSAL_ARCHS = ("gpt2", "llama")
+WORLD_GENERATOR = "circuits_world"
+
+
+def study(config: dict) -> dict:
+    return config["studies"]["circuits"]
+
+
+# --------------------------------------------------------------------------- runs
+def runs(config: dict) -> list[dict[str, str]]:
+    """Every configured (bias, template, corruption, metric) of the base models."""
+    cfg = study(config)
+    out = []
+    for template in cfg["templates"]:
+        bias = TEMPLATES[template].bias
+        for corruption in cfg["corruptions"]:
+            for metric in cfg["metrics"][bias]:
+                out.append({"bias": bias, "template": template, "corruption": corruption, "metric": metric})
+    return out
+
+
+def run_name(run: dict[str, str]) -> str:
+    return f"{run['bias']}_{run['template']}_{run['corruption']}_{run['metric']}"
+
+
+def listed_runs(config: dict, section: str) -> list[dict[str, str]]:
+    """compare.runs / ablation.runs with their bias filled in."""
+    return [{"bias": TEMPLATES[r["template"]].bias, **r} for r in study(config)[section]["runs"]]
+
+
+def eap_dir(model: str, ft: str, run: dict[str, str]) -> str:
+    return f"{ROOT}/{model}/{ft}/eap/{run_name(run)}"
+
+
+def ft_model_dir(model: str, ft: str) -> str:
+    return f"{ROOT}/{model}/{ft}/model"
+
+
+# --------------------------------------------------------------------------- checks
+def problems(config: dict) -> list[str]:
+    """Cross references the schema cannot express, one message per problem naming the key."""
+    cfg, out, where = study(config), [], "studies.circuits"
+    if "models" not in cfg:  # a section that is not this study's schema (a foundation test's fake fragment)
+        return []
+    models = config.get("models", {})
+    for i, alias in enumerate(cfg["models"]):
+        if alias not in models:
+            out.append(bdc._unknown("model", alias, f"{where}.models[{i}]", models))
+        elif "build" in models[alias] and models[alias]["build"]["arch"] not in CAUSAL_ARCHS:
+            out.append(f"{where}.models[{i}]: {alias!r} is a {models[alias]['build']['arch']} model, not a causal LM")
+    for bias in BIAS_TEMPLATES:
+        group = cfg["groups"][bias]
+        if "world" in group:
+            spec = config.get("datasets", {}).get(group["world"])
+            if spec is None:
+                out.append(
+                    bdc._unknown("dataset", group["world"], f"{where}.groups.{bias}.world", config.get("datasets", {}))
+                )
+            elif spec.get("generate", {}).get("generator") != WORLD_GENERATOR:
+                dataset = group["world"]
+                out.append(
+                    f"{where}.groups.{bias}.world: dataset {dataset!r} is not made by generator {WORLD_GENERATOR}"
+                )
+        elif not Path(group["file"]).is_file():
+            out.append(f"{where}.groups.{bias}.file: {group['file']} does not exist")
+    sentiment = cfg["sentiment"]
+    if sentiment["backend"] == "hf":
+        if not sentiment.get("model"):
+            out.append(f"{where}.sentiment.model: the hf backend needs a model alias")
+        elif sentiment["model"] not in models:
+            out.append(bdc._unknown("model", sentiment["model"], f"{where}.sentiment.model", models))
+    elif not Path(sentiment["lexicon"]).is_file():
+        out.append(f"{where}.sentiment.lexicon: {sentiment['lexicon']} does not exist")
+    if not Path(cfg["gender_terms"]).is_file():
+        out.append(f"{where}.gender_terms: {cfg['gender_terms']} does not exist")
+    for name, ft in cfg["finetunes"].items():
+        key = f"{where}.finetunes.{name}"
+        if name == "base":
+            out.append(f"{key}: 'base' names the models before fine-tuning; choose another name")
+        if ft["kind"] == "unrelated":
+            if not ft.get("dataset"):
+                out.append(f"{key}.dataset: an unrelated fine-tune needs a dataset alias")
+            elif ft["dataset"] not in config.get("datasets", {}):
+                out.append(bdc._unknown("dataset", ft["dataset"], f"{key}.dataset", config.get("datasets", {})))
+        elif not ft.get("bias"):
+            out.append(f"{key}.bias: a positive_bias fine-tune needs bias demographic or gender")
+        train = ft["train"]
+        if train.get("early_stopping_patience") and not train.get("eval_steps"):
+            out.append(f"{key}.train.early_stopping_patience: needs eval_steps > 0")
+    for section in ("compare", "ablation"):
+        for i, run in enumerate(cfg[section]["runs"]):
+            key = f"{where}.{section}.runs[{i}]"
+            template = run["template"]
+            bias = TEMPLATES[template].bias
+            if template not in cfg["templates"]:
+                out.append(f"{key}.template: {template} is not in {where}.templates {cfg['templates']}")
+            if run["corruption"] not in cfg["corruptions"]:
+                out.append(f"{key}.corruption: {run['corruption']} is not in {where}.corruptions {cfg['corruptions']}")
+            if run["metric"] not in cfg["metrics"][bias]:
+                out.append(f"{key}.metric: {run['metric']} is not in {where}.metrics.{bias} {cfg['metrics'][bias]}")
+    return out
+
+
+# --------------------------------------------------------------------------- targets
+def targets(config: dict) -> list[str]:
+    cfg = study(config)
+    out: list[str] = []
+    for model in cfg["models"]:
+        for run in runs(config):
+            base = eap_dir(model, "base", run)
+            out += [f"{base}/edge_scores.parquet", f"{base}/top_edges.txt", f"{base}/results.txt"]
+        for run in listed_runs(config, "ablation"):
+            out.append(f"{eap_dir(model, 'base', run)}/ablation.csv")
+        for ft in cfg["finetunes"]:
+            for run in listed_runs(config, "compare"):
+                out.append(f"{ROOT}/{model}/{ft}/compare/{run_name(run)}_finetuned_comparison.txt")
+        out += stability_outputs(model)
+        out += [f"{ROOT}/plots/stability_{model}.svg", f"{ROOT}/plots/layerwise_{model}.svg"]
+    out += [f"{ROOT}/bias_summary.csv", f"{ROOT}/plots/bias_shift.svg"]
+    if cfg["finetunes"] and cfg["compare"]["runs"]:
+        out.append(f"{ROOT}/plots/comparisons.svg")
+    if cfg["ablation"]["runs"]:
+        out.append(f"{ROOT}/plots/ablation.svg")
+    return out
+
+
+def stability_outputs(model: str) -> list[str]:
+    base = f"{ROOT}/{model}/stability"
+    return [
+        f"{base}/overlap_matrix.csv",
+        f"{base}/grammatical_stability.txt",
+        f"{base}/bias_type_stability.txt",
+        f"{base}/layerwise.csv",
+    ]
+
+
+# --------------------------------------------------------------------------- groups
+def world_groups(config: dict, alias: str) -> dict[str, dict[str, list[str]]]:
+    """The planted groups of a circuits_world dataset (its generator params + defaults)."""
+    from biasdrift.circuits.generators import CircuitsWorldParams
+    from biasdrift.circuits.generators import world_groups as planted
+    from biasdrift.config import config_from_dict
+
+    params = config["datasets"][alias]["generate"].get("params") or {}
+    return planted(config_from_dict(CircuitsWorldParams, params, f"datasets.{alias}.generate.params"))
+
+
+def group_source(config: dict, bias: str) -> dict[str, Any]:
+    """What load_groups reads: a file + column, or the names planted in a world."""
+    group = study(config)["groups"][bias]
+    if "world" in group:
+        classes = world_groups(config, group["world"])[bias]
+        return {"names": [n for names in classes.values() for n in names]}
+    return {"file": group["file"], "column": group["column"]}
+
+
+def planted(config: dict) -> dict[str, dict[str, list[str]]] | None:
+    """Ground truth per bias type when the groups come from a world dataset."""
+    out = {}
+    for bias, group in study(config)["groups"].items():
+        if "world" in group:
+            out[bias] = world_groups(config, group["world"])[bias]
+    return out or None
+
+
+def _bias(wildcards) -> str:
+    bias = wildcards.bias
+    if hasattr(wildcards, "template"):
+        check_pairing(bias, wildcards.template, f"target with bias={bias} template={wildcards.template}")
+    return bias
+
+
+def group_file(config: dict, wildcards) -> list[str]:
+    source = group_source(config, _bias(wildcards))
+    return [source["file"]] if "file" in source else []
+
+
+def group_params(config: dict, wildcards) -> dict[str, Any]:
+    return group_source(config, _bias(wildcards))
+
+
+# --------------------------------------------------------------------------- models
+def _check_ft(config: dict, ft: str) -> None:
+    if ft != "base" and ft not in study(config)["finetunes"]:
+        known = ", ".join(["base", *study(config)["finetunes"]])
+        raise ValueError(f"unknown fine-tune {ft!r}; known: {known} (studies.circuits.finetunes)")
+
+
+def model_inputs(config: dict, wildcards) -> list[str]:
+    _check_ft(config, wildcards.ft)
+    if wildcards.ft == "base":
+        return bdc.model_inputs(config, wildcards.model)
+    return [ft_model_dir(wildcards.model, wildcards.ft)]
+
+
+def model_ref(config: dict, wildcards) -> dict[str, Any]:
+    _check_ft(config, wildcards.ft)
+    if wildcards.ft == "base":
+        return bdc.model_ref(config, wildcards.model)
+    path = ft_model_dir(wildcards.model, wildcards.ft)
+    return {"alias": f"{wildcards.model}+{wildcards.ft}", "source": "path", "path": path, "trust_remote_code": False}
+
+
+def base_model_inputs(config: dict, wildcards) -> list[str]:
+    return bdc.model_inputs(config, wildcards.model)
+
+
+def base_model_ref(config: dict, wildcards) -> dict[str, Any]:
+    return bdc.model_ref(config, wildcards.model)
+
+
+# --------------------------------------------------------------------------- labels
+def label_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    cfg = study(config)
+    sentiment = cfg["sentiment"]
+    files = [cfg["gender_terms"]]
+    if sentiment["backend"] == "hf":
+        files += bdc.model_inputs(config, sentiment["model"])
+    else:
+        files.append(sentiment["lexicon"])
+    return files
+
+
+def label_params(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    cfg = study(config)
+    sentiment = dict(cfg["sentiment"])
+    ref = bdc.model_ref(config, sentiment["model"]) if sentiment["backend"] == "hf" else None
+    return {"sentiment": sentiment, "sentiment_model": ref, "gender_terms": cfg["gender_terms"], "top_k": cfg["top_k"]}
+
+
+# --------------------------------------------------------------------------- stages
+def prompt_file(bias: str, template: str, corruption: str) -> str:
+    return f"{ROOT}/prompts/{bias}_{template}_{corruption}.csv"
+
+
+def eval_prompt_files(config: dict, wildcards) -> list[str]:
+    return [prompt_file(TEMPLATES[t].bias, t, wildcards.corruption) for t in study(config)["templates"]]
+
+
+def split_file(model: str, bias: str, template: str, corruption: str, split: str) -> str:
+    return f"{ROOT}/{model}/splits/{bias}_{template}_{corruption}_{split}.csv"
+
+
+def eap_prompts(config: dict, wildcards) -> str:
+    """The prompts EAP runs on: the configured split of the *base* model (the same prompt
+    set for the base and every fine-tuned model), or all prompts."""
+    bias = _bias(wildcards)
+    choice = study(config)["eap"]["split"][bias]
+    if choice == "all":
+        return prompt_file(bias, wildcards.template, wildcards.corruption)
+    return split_file(wildcards.model, bias, wildcards.template, wildcards.corruption, choice)
+
+
+def eap_params(config: dict, wildcards) -> dict[str, Any]:
+    _bias(wildcards)
+    cfg = study(config)
+    return {**cfg["eap"], "split": cfg["eap"]["split"][wildcards.bias]}
+
+
+def finetune_spec(config: dict, wildcards) -> dict[str, Any]:
+    _check_ft(config, wildcards.ft)
+    if wildcards.ft == "base":
+        raise ValueError("'base' is the model before fine-tuning; there is nothing to fine-tune")
+    return study(config)["finetunes"][wildcards.ft]
+
+
+def finetune_inputs(config: dict, wildcards) -> list[str]:
+    spec = finetune_spec(config, wildcards)
+    if spec["kind"] == "unrelated":
+        return [bdc.dataset_file(spec["dataset"])]
+    source = group_source(config, spec["bias"])
+    return [source["file"]] if "file" in source else []
+
+
+def finetune_groups(config: dict, wildcards) -> dict[str, Any] | None:
+    spec = finetune_spec(config, wildcards)
+    return group_source(config, spec["bias"]) if spec["kind"] == "positive_bias" else None
+
+
+def compare_inputs(config: dict, wildcards) -> dict[str, str]:
+    _bias(wildcards)
+    _check_ft(config, wildcards.ft)
+    run = {k: getattr(wildcards, k) for k in ("bias", "template", "corruption", "metric")}
+    m = wildcards.model
+    return {
+        "base": f"{eap_dir(m, 'base', run)}/edge_scores.parquet",
+        "tuned": f"{eap_dir(m, wildcards.ft, run)}/edge_scores.parquet",
+        "base_results": f"{eap_dir(m, 'base', run)}/results.json",
+        "tuned_results": f"{eap_dir(m, wildcards.ft, run)}/results.json",
+        "base_bias": f"{ROOT}/{m}/base/bias/{wildcards.corruption}.parquet",
+        "tuned_bias": f"{ROOT}/{m}/{wildcards.ft}/bias/{wildcards.corruption}.parquet",
+        "prompts": eap_prompts(config, wildcards),
+    }
+
+
+def stability_inputs(config: dict, wildcards) -> list[str]:
+    return [f"{eap_dir(wildcards.model, 'base', run)}/edge_scores.parquet" for run in runs(config)]
+
+
+def summary_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    cfg = study(config)
+    out = []
+    for model in cfg["models"]:
+        for ft in ["base", *cfg["finetunes"]]:
+            out += [f"{ROOT}/{model}/{ft}/bias/{c}.parquet" for c in cfg["corruptions"]]
+    return out
+
+
+def summary_params(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    cfg = study(config)
+    return {
+        "models": cfg["models"],
+        "finetunes": ["base", *cfg["finetunes"]],
+        "corruptions": cfg["corruptions"],
+        "planted": planted(config),
+        "bootstrap": cfg["bootstrap"],
+    }
+
+
+def comparison_jsons(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    cfg = study(config)
+    return [
+        f"{ROOT}/{model}/{ft}/compare/{run_name(run)}_finetuned_comparison.json"
+        for model in cfg["models"]
+        for ft in cfg["finetunes"]
+        for run in listed_runs(config, "compare")
+    ]
+
+
+def ablation_csvs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
+    cfg = study(config)
+    return [
+        f"{eap_dir(model, 'base', run)}/ablation.csv"
+        for model in cfg["models"]
+        for run in listed_runs(config, "ablation")
+    ]
