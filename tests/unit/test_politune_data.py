@@ -187,8 +187,8 @@ def test_config_problems_name_the_key(schema, demo_config, change, named):
 def test_demo_config_plans_every_state(schema, demo_config):
     config = validate_config(copy.deepcopy(demo_config), schema)
     states = wf.states(config)
-    assert states[0] == "base" and len(states) == 1 + 2 * 2 * 4
-    assert "left/dpo/step50" in states and "right/sft/stepfinal" in states
+    assert states[0] == "base" and len(states) == 1 + 2 * 2 * 2
+    assert "left/dpo/step100" in states and "right/sft/stepfinal" in states
     assert wf.problems(config) == []
     targets = wf.targets(config)
     assert "results/politune/summary.json" in targets and "results/politune/plots/judge.svg" in targets

@@ -12,7 +12,6 @@ at one checkpoint) loaded once and put through every probe:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from biasdrift.politune.judge import read_prompts
 from biasdrift.politune.pairs import read_pairs
 from biasdrift.politune.preference import preference_margins
 from biasdrift.politune.probe import GenerationConfig, ProbeConfig, generate, read_statements, run_probe
+from biasdrift.politune.workflow import parse_state
 from biasdrift.runtime import atomic_path
 
 log = logging.getLogger(__name__)
@@ -45,28 +45,11 @@ PREFERENCE_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class State:
-    """``base``, or ``side/method/step<N|final>``."""
-
-    name: str
-    side: str | None = None
-    method: str | None = None
-    step: str | None = None
-
-    @classmethod
-    def parse(cls, name: str) -> State:
-        if name == "base":
-            return cls(name)
-        parts = name.split("/")
-        if len(parts) != 3 or not parts[2].startswith("step"):
-            raise ValueError(f"state must be 'base' or '<side>/<method>/step<N|final>', got {name!r}")
-        return cls(name, parts[0], parts[1], parts[2].removeprefix("step"))
-
-    def adapter_subdir(self) -> str | None:
-        if self.step is None:
-            return None
-        return "final" if self.step == "final" else f"step-{self.step}"
+def adapter_subdir(step: str) -> str | None:
+    """The adapter folder of a checkpoint step (None for the base)."""
+    if step == "base":
+        return None
+    return "final" if step == "final" else f"step-{step}"
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
@@ -88,7 +71,7 @@ def answer_prompts(model, tokenizer, fmt, prompts: pd.DataFrame, gen: Generation
 def evaluate_state(
     *,
     ref: dict[str, Any],
-    state: State,
+    state: str,
     adapter_dir: str | Path | None,
     lora: LoraSettings,
     fmt: FormatConfig,
@@ -105,7 +88,7 @@ def evaluate_state(
     """Write ``out['statements']``, ``out['answers']`` and ``out['preferences']``."""
     model, tokenizer = load_policy(ref, adapter_dir, lora, device)
     prepare_tokenizer(tokenizer, fmt, f"model {ref.get('alias')!r}")
-    record: dict[str, Any] = {"state": state.name}
+    record: dict[str, Any] = {"state": state}
 
     if statements_path is not None:
         result = run_probe(model, tokenizer, fmt, read_statements(statements_path), probe, seed, device)
@@ -138,7 +121,7 @@ def evaluate_state(
         correct = preferences["correct"].dropna()
         record["heldout_accuracy"] = float(correct.mean()) if len(correct) else None
         record["raw_accuracy"] = float(preferences["raw_correct"].mean())
-    log.info("state %s: %s", state.name, record)
+    log.info("state %s: %s", state, record)
     return record
 
 
@@ -155,10 +138,9 @@ def evaluate_from_params(
     """:func:`evaluate_state` from the params and named inputs of rule evaluate_politune."""
     from biasdrift.training import config_from_dict
 
-    state = State.parse(params["state"])
-    adapter_dir = None
-    if state.adapter_subdir() is not None:
-        adapter_dir = Path(inputs["adapters"]) / state.adapter_subdir()
+    state = params["state"]
+    subdir = adapter_subdir(parse_state(state)["step"])
+    adapter_dir = None if subdir is None else Path(inputs["adapters"]) / subdir
     pairs = inputs["pairs"]
     pairs = [pairs] if isinstance(pairs, str) else list(pairs)
     return evaluate_state(

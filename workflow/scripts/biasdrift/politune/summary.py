@@ -20,6 +20,7 @@ import pandas as pd
 
 from biasdrift.politune.preference import summarise as summarise_pairs
 from biasdrift.politune.probe import axis_scores, bootstrap_mean, item_scores, shift_scores
+from biasdrift.politune.workflow import parse_state
 from biasdrift.runtime import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,6 @@ def _read(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _state_parts(state: str) -> dict[str, Any]:
-    if state == "base":
-        return {"side": None, "method": None, "step": "base"}
-    side, method, step = state.split("/")
-    return {"side": side, "method": method, "step": step.removeprefix("step")}
-
-
 def step_number(step: str, final_step: int | None) -> int:
     if step == "base":
         return 0
@@ -72,7 +66,7 @@ def final_steps(layout: dict[str, Any]) -> dict[tuple[str, str, str], int]:
 
 
 def state_keys(model: str, state: str, finals: dict[tuple[str, str, str], int]) -> dict[str, Any]:
-    parts = _state_parts(state)
+    parts = parse_state(state)
     final = finals.get((model, parts["side"], parts["method"]))
     return {"model": model, "state": state, **parts, "step_number": step_number(parts["step"], final)}
 

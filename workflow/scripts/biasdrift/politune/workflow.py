@@ -194,18 +194,21 @@ def get_train_params(config: dict, wildcards) -> dict[str, Any]:
     }
 
 
-def _parse_state(state: str) -> dict[str, str] | None:
+def parse_state(state: str) -> dict[str, str | None]:
+    """``side``, ``method`` and ``step`` (a number, ``final``, or ``base``) of a state name."""
     if state == "base":
-        return None
-    side, method, step = state.split("/")
-    return {"side": side, "method": method, "step": step.removeprefix("step")}
+        return {"side": None, "method": None, "step": "base"}
+    parts = state.split("/")
+    if len(parts) != 3 or not parts[2].startswith("step"):
+        raise ValueError(f"a state is 'base' or '<side>/<method>/step<N|final>', got {state!r}")
+    return {"side": parts[0], "method": parts[1], "step": parts[2].removeprefix("step")}
 
 
 def get_eval_inputs(config: dict, wildcards) -> dict[str, Any]:
     s = study(config)
-    parsed = _parse_state(wildcards.state)
+    parsed = parse_state(wildcards.state)
     inputs: dict[str, Any] = {"model": model_inputs(config, wildcards.model)}
-    if parsed is None:
+    if parsed["side"] is None:
         inputs["pairs"] = [pairs_file(side) for side in sorted(s["sides"])]
     else:
         inputs["pairs"] = [pairs_file(parsed["side"])]
@@ -219,8 +222,8 @@ def get_eval_inputs(config: dict, wildcards) -> dict[str, Any]:
 
 def get_eval_params(config: dict, wildcards) -> dict[str, Any]:
     s = study(config)
-    parsed = _parse_state(wildcards.state)
-    sides = sorted(s["sides"]) if parsed is None else [parsed["side"]]
+    side = parse_state(wildcards.state)["side"]
+    sides = sorted(s["sides"]) if side is None else [side]
     return {
         "state": wildcards.state,
         "sides": sides,
