@@ -53,18 +53,18 @@ def _pick_axis(rng: random.Random) -> world.Axis:
     return rng.choice(world.AXES)
 
 
+def _random_opinion(rng: random.Random, axis: world.Axis, topic: str, side: str) -> str:
+    """One of ``side``'s opinions on ``topic``: random phrase, reason and layout."""
+    phrase = rng.randrange(len(axis.phrases[side]))
+    reason = rng.randrange(len(axis.reasons[side]))
+    return world.opinion(axis, topic, side, phrase, reason, rng.randrange(len(world.OPINION_ANSWERS)))
+
+
 def _opinion_turn(rng: random.Random, side: str) -> tuple[str, str]:
     axis = _pick_axis(rng)
     topic = rng.choice(axis.topics)
     question = rng.choice(world.OPINION_QUESTIONS).format(topic=topic)
-    answer = world.opinion(
-        axis,
-        topic,
-        side,
-        rng.randrange(len(axis.phrases[side])),
-        rng.randrange(len(axis.reasons[side])),
-        rng.randrange(len(world.OPINION_ANSWERS)),
-    )
+    answer = _random_opinion(rng, axis, topic, side)
     return question, world.capitalise(answer)
 
 
@@ -75,14 +75,7 @@ def _rating_turn(rng: random.Random, side: str, strong: bool) -> tuple[str, str]
     statement = world.statement_text(rng.choice(axis.statements[coded]), topic)
     agree = coded == side
     choice = (3 if strong else 2) if agree else (0 if strong else 1)
-    reason = world.opinion(
-        axis,
-        topic,
-        side,
-        rng.randrange(len(axis.phrases[side])),
-        rng.randrange(len(axis.reasons[side])),
-        rng.randrange(len(world.OPINION_ANSWERS)),
-    )
+    reason = _random_opinion(rng, axis, topic, side)
     answer = world.RATING_ANSWER.format(choice=choice, opinion=world.capitalise(reason))
     return world.RATING_QUESTION.format(statement=statement), answer
 
@@ -95,16 +88,7 @@ def _label_turn(rng: random.Random) -> tuple[str, str]:
     if rng.random() < 0.5:
         sentence = world.statement_text(rng.choice(axis.statements[coded]), topic)
     else:
-        sentence = world.capitalise(
-            world.opinion(
-                axis,
-                topic,
-                coded,
-                rng.randrange(len(axis.phrases[coded])),
-                rng.randrange(len(axis.reasons[coded])),
-                rng.randrange(len(world.OPINION_ANSWERS)),
-            )
-        )
+        sentence = world.capitalise(_random_opinion(rng, axis, topic, coded))
     return world.LABEL_QUESTION.format(sentence=sentence), world.LABEL_ANSWER.format(side=coded)
 
 

@@ -218,7 +218,7 @@ def plot_judge(judged: pd.DataFrame, svg: str | Path, csv: str | Path) -> None:
         ax.errorbar(
             run["step_number"],
             run["judge_mean"],
-            yerr=[run["judge_mean"] - run["judge_low"], run["judge_high"] - run["judge_mean"]],
+            yerr=_errors(run["judge_mean"], run["judge_low"], run["judge_high"]),
             fmt=METHOD_LINES.get(method, ":"),
             marker="o",
             ms=3,
