@@ -243,6 +243,18 @@ def test_missing_columns_and_empty_sets_fail_naming_the_file(base, tmp_path):
         run_training(base, empty, tmp_path)
 
 
+def test_wandb_only_when_asked(base, pairs_file, tmp_path, monkeypatch):
+    trainer = make_trainer(base, pairs_file, tmp_path)  # report_to defaults to none
+    assert "wandb" not in (trainer.args.report_to or [])
+    real_find_spec = train.importlib.util.find_spec
+    monkeypatch.setattr(
+        train.importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real_find_spec(name, *a)
+    )
+    with pytest.raises(ImportError, match="report_to: wandb needs the wandb package"):
+        run_training(base, pairs_file, tmp_path / "wandb", report_to="wandb")
+    assert not (tmp_path / "wandb" / "adapters").exists()
+
+
 def test_adapter_on_another_base_is_refused(trained, tmp_path):
     _, out = trained
     other = tiny_chat_model(tmp_path / "other", TEMPLATE, seed=1)
