@@ -269,3 +269,13 @@ def test_run_checks_follow_the_lean():
     weak = {"accuracy": 0.6, "accuracy_low": 0.4, "accuracy_high": 0.8}
     assert [c["passed"] for c in summary.run_checks("left", wide, weak)] == [False, False]
     assert summary.run_checks(None, shifts, heldout) == []
+
+
+def test_missing_judge_is_reported_as_skipped_never_scored():
+    layout = {"judge_kind": None, "free_text": True, "select": "final", "select_step": None, "states": {}, "runs": []}
+    tables = {"judge": pd.DataFrame()}
+    assert summary.build_summary(layout, tables)["judge"] == "skipped: no judge configured"
+    layout["free_text"] = False
+    assert summary.build_summary(layout, tables)["judge"] == "no free-text prompts configured"
+    layout["judge_kind"] = "lexicon"
+    assert summary.build_summary(layout, tables)["judge"] == "lexicon"
