@@ -21,7 +21,7 @@ rule prepare_pairs:
         "logs/politune/data/{side}/prepare_pairs.log",
     params:
         spec=study_input("politune", "get_pairs_spec"),
-        data=lookup(dpath="studies/politune/data", within=config),
+        data=lookup(dpath="studies/politune/data", within=config, default=None),
         code_version=CODE_VERSION["prepare_pairs"],
     wildcard_constraints:
         side=r"[a-z0-9][a-z0-9_-]*",
@@ -117,7 +117,7 @@ rule merge_adapter:
         "logs/politune/{model}/{side}/{method}/merge_adapter.log",
     params:
         model=study_input("politune", "get_model_ref"),
-        lora=lookup(dpath="studies/politune/lora", within=config),
+        lora=lookup(dpath="studies/politune/lora", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),
         code_version=CODE_VERSION["merge_adapter"],
     wildcard_constraints:

@@ -40,7 +40,8 @@ def test_tiny_run_trains_evaluates_and_summarises(tiny_run):
     base = pd.read_parquet(root / "politune-llama" / "base" / "preferences.parquet")
     assert set(base["side"]) == {"left", "right"} and base["margin"].isna().all()
     statements = pd.read_parquet(root / "politune-llama" / "base" / "statements.parquet")
-    assert len(statements) == 64 and statements["parse_method"].eq("logprob").all()
+    shipped = pd.read_csv(work / "resources/politune/statements.tsv", sep="\t")
+    assert len(statements) == len(shipped) and statements["parse_method"].eq("logprob").all()
 
     summary = json.loads((root / "summary.json").read_text())
     assert summary["selection"]["rule"] == "best_heldout_pref_acc" and summary["judge"] == "lexicon"
@@ -118,6 +119,6 @@ def test_bad_pairs_fail_naming_file_and_column_before_training(tmp_path):
     proc = snakemake(work, "--cores", "1", "--configfile", "bad.yaml", "--replace-workflow-config", target, check=False)
     assert proc.returncode != 0
     log = (work / "logs/politune/data/left/prepare_pairs.log").read_text()
-    assert "bad_pairs.csv (dataset politune-left): missing column(s) ['rejected']" in log
+    assert "politune-left/data.parquet (dataset politune-left): missing column(s) ['rejected']" in log
     assert not (work / "logs/politune/politune-llama").exists(), "no training may start"
     assert not (work / ROOT / "data" / "left.parquet").exists()
