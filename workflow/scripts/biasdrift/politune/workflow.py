@@ -1,0 +1,291 @@
+"""Workflow glue of study "politune" (torch-free: imported while Snakemake parses).
+
+Results path grammar (rules/politune.smk):
+
+    results/politune/data/{side}.parquet                               prepare_pairs
+    results/politune/{model}/{side}/{method}/adapters/{final,step-N}/  train_politune
+    results/politune/{model}/{side}/{method}/train_metrics.json        train_politune
+    results/politune/{model}/{state}/{statements,answers,preferences}.parquet   evaluate_politune
+    results/politune/{model}/judge.parquet                             judge_answers
+    results/politune/{model}/{side}/{method}/merged/                   merge_adapter (merge: true)
+    results/politune/summary.json, *.csv                               summarize_politune
+    results/politune/plots/*.svg|.csv                                  plot_politune(_judge)
+
+``state`` is ``base`` or ``{side}/{method}/step{N}`` (N a configured step or ``final``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from biasdrift.config import dataset_file, model_inputs, model_ref
+
+CODE_VERSION = {
+    "prepare_pairs": 1,
+    "train_politune": 1,
+    "evaluate_politune": 1,
+    "judge_answers": 1,
+    "merge_adapter": 1,
+    "summarize_politune": 1,
+    "plot_politune": 1,
+    "plot_politune_judge": 1,
+}
+ROOT = "results/politune"
+RESERVED_MODEL_NAMES = ("data", "plots")
+SUMMARY_TABLES = ("scores", "item_scores", "preferences", "training", "judge")
+PLOTS = ("axes", "trajectory", "items", "preference")
+STATE_FILES = ("statements", "answers", "preferences")
+
+
+def study(config: dict) -> dict:
+    return config["studies"]["politune"]
+
+
+# --------------------------------------------------------------------------- names
+def runs(config: dict) -> list[tuple[str, str, str]]:
+    """(model, side, method) of every fine-tuning run."""
+    s = study(config)
+    return [(m, side, method) for m in s["models"] for side in sorted(s["sides"]) for method in s["methods"]]
+
+
+def step_names(config: dict) -> list[str]:
+    return [f"step{n}" for n in sorted(study(config)["checkpoints"]["steps"])] + ["stepfinal"]
+
+
+def states(config: dict) -> list[str]:
+    """``base`` and every checkpoint state of every (side, method)."""
+    s = study(config)
+    return ["base"] + [
+        f"{side}/{method}/{step}"
+        for side in sorted(s["sides"])
+        for method in s["methods"]
+        for step in step_names(config)
+    ]
+
+
+def run_dir(model: str, side: str, method: str) -> str:
+    return f"{ROOT}/{model}/{side}/{method}"
+
+
+def state_file(model: str, state: str, name: str) -> str:
+    return f"{ROOT}/{model}/{state}/{name}.parquet"
+
+
+def pairs_file(side: str) -> str:
+    return f"{ROOT}/data/{side}.parquet"
+
+
+def judge_enabled(config: dict) -> bool:
+    free = study(config)["free_text"]
+    return free["prompts"] is not None and free["judge"] is not None
+
+
+def summary_files() -> dict[str, str]:
+    return {"summary": f"{ROOT}/summary.json", **{t: f"{ROOT}/{t}.csv" for t in SUMMARY_TABLES}}
+
+
+def plot_files(names=PLOTS) -> list[str]:
+    return [f"{ROOT}/plots/{name}.{ext}" for name in names for ext in ("svg", "csv")]
+
+
+def targets(config: dict) -> list[str]:
+    s = study(config)
+    out = list(summary_files().values()) + plot_files()
+    if judge_enabled(config):
+        out += plot_files(("judge",))
+    if s["merge"]:
+        out += [f"{run_dir(m, side, method)}/merged" for m, side, method in runs(config)]
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+def problems(config: dict) -> list[str]:
+    """Cross-reference problems of ``studies.politune``, one message per problem."""
+    s, out = study(config), []
+    where = "studies.politune"
+    models, datasets = config.get("models", {}), config.get("datasets", {})
+    for alias in s["models"]:
+        if alias not in models:
+            out.append(f"{where}.models: unknown model alias {alias!r}; known: {', '.join(sorted(models)) or 'none'}")
+        elif models[alias].get("build", {}).get("arch") == "bert":
+            out.append(f"{where}.models: {alias!r} is a masked LM (arch bert); politune needs a causal LM")
+        if alias in RESERVED_MODEL_NAMES:
+            out.append(f"{where}.models: the alias {alias!r} is reserved for results/politune/{alias}/")
+    for side, spec in s["sides"].items():
+        if "dataset" in spec and spec["dataset"] not in datasets:
+            out.append(f"{where}.sides.{side}.dataset: unknown dataset alias {spec['dataset']!r}")
+        for part in spec.get("mix", {}):
+            if part not in s["sides"]:
+                out.append(f"{where}.sides.{side}.mix: unknown side {part!r}")
+            elif "dataset" not in s["sides"][part]:
+                out.append(f"{where}.sides.{side}.mix: {part!r} is itself a mix; mix only dataset sides")
+    if "dpo" in s["methods"] and "lm_head" in s["lora"]["target_modules"]:
+        out.append(
+            f"{where}.lora.target_modules: trl's DPO cannot train an adapter on lm_head (the original did); remove it"
+        )
+    checkpoints = s["checkpoints"]
+    if checkpoints["select"] == "fixed_step" and checkpoints["select_step"] not in checkpoints["steps"]:
+        out.append(f"{where}.checkpoints.select_step: must be one of checkpoints.steps when select is fixed_step")
+    for key in ("probe.statements", "free_text.prompts"):
+        section, name = key.split(".")
+        alias = s[section][name]
+        if alias is not None and alias not in datasets:
+            out.append(f"{where}.{key}: unknown dataset alias {alias!r}")
+    if "{statement}" not in s["probe"]["question"]:
+        out.append(f"{where}.probe.question: must contain {{statement}}")
+    template = s["format"]["chat_template"]
+    if template and not Path(template).is_file():
+        out.append(f"{where}.format.chat_template: no such file {template}")
+    out += _judge_problems(s, models, f"{where}.free_text.judge")
+    return out
+
+
+def _judge_problems(s: dict, models: dict, where: str) -> list[str]:
+    judge = s["free_text"]["judge"]
+    if judge is None:
+        return []
+    out = []
+    if s["free_text"]["prompts"] is None:
+        out.append(f"{where}: a judge needs free_text.prompts")
+    if judge["kind"] == "hf" and judge["model"] not in models:
+        out.append(f"{where}.model: an hf judge needs a model alias; got {judge['model']!r}")
+    if judge["kind"] == "lexicon" and not (judge["lexicon"] and Path(judge["lexicon"]).is_file()):
+        out.append(f"{where}.lexicon: a lexicon judge needs an existing YAML file; got {judge['lexicon']!r}")
+    if judge["kind"] == "stub" and not judge["replies"]:
+        out.append(f"{where}.replies: a stub judge needs replies")
+    if "{text}" not in judge["instruction"]:
+        out.append(f"{where}.instruction: must contain {{text}}")
+    return out
+
+
+# --------------------------------------------------------------------------- input / params functions
+def get_pairs_inputs(config: dict, wildcards) -> dict[str, str]:
+    spec = study(config)["sides"][wildcards.side]
+    if "dataset" in spec:
+        return {spec["dataset"]: dataset_file(spec["dataset"])}
+    return {part: pairs_file(part) for part in sorted(spec["mix"])}
+
+
+def get_pairs_spec(config: dict, wildcards) -> dict[str, Any]:
+    spec = study(config)["sides"][wildcards.side]
+    return {k: spec[k] for k in ("dataset", "mix") if k in spec}
+
+
+def get_model_inputs(config: dict, wildcards) -> list[str]:
+    return model_inputs(config, wildcards.model)
+
+
+def get_model_ref(config: dict, wildcards) -> dict[str, Any]:
+    return model_ref(config, wildcards.model)
+
+
+def get_train_params(config: dict, wildcards) -> dict[str, Any]:
+    """What a training job needs (and what reruns it when changed)."""
+    s = study(config)
+    return {
+        "method": wildcards.method,
+        "format": s["format"],
+        "lora": s["lora"],
+        "settings": s[wildcards.method],
+        "steps": sorted(s["checkpoints"]["steps"]),
+        "seed": s["seed"],
+        "report_to": s["report_to"],
+    }
+
+
+def parse_state(state: str) -> dict[str, str | None]:
+    """``side``, ``method`` and ``step`` (a number, ``final``, or ``base``) of a state name."""
+    if state == "base":
+        return {"side": None, "method": None, "step": "base"}
+    parts = state.split("/")
+    if len(parts) != 3 or not parts[2].startswith("step"):
+        raise ValueError(f"a state is 'base' or '<side>/<method>/step<N|final>', got {state!r}")
+    return {"side": parts[0], "method": parts[1], "step": parts[2].removeprefix("step")}
+
+
+def get_eval_inputs(config: dict, wildcards) -> dict[str, Any]:
+    s = study(config)
+    parsed = parse_state(wildcards.state)
+    inputs: dict[str, Any] = {"model": model_inputs(config, wildcards.model)}
+    if parsed["side"] is None:
+        inputs["pairs"] = [pairs_file(side) for side in sorted(s["sides"])]
+    else:
+        inputs["pairs"] = [pairs_file(parsed["side"])]
+        inputs["adapters"] = f"{run_dir(wildcards.model, parsed['side'], parsed['method'])}/adapters"
+    for section, key in (("probe", "statements"), ("free_text", "prompts")):
+        alias = s[section][key]
+        if alias is not None:
+            inputs[key] = dataset_file(alias)
+    return inputs
+
+
+def get_eval_params(config: dict, wildcards) -> dict[str, Any]:
+    s = study(config)
+    side = parse_state(wildcards.state)["side"]
+    sides = sorted(s["sides"]) if side is None else [side]
+    return {
+        "state": wildcards.state,
+        "sides": sides,
+        "format": s["format"],
+        "lora": s["lora"],
+        "probe": s["probe"],
+        "free_text": s["free_text"]["generation"],
+        "beta": s["dpo"]["beta"],
+        "seed": s["seed"],
+    }
+
+
+def get_judge_inputs(config: dict, wildcards) -> dict[str, Any]:
+    s = study(config)
+    inputs: dict[str, Any] = {"answers": [state_file(wildcards.model, st, "answers") for st in states(config)]}
+    judge = s["free_text"]["judge"]
+    if judge and judge["kind"] == "hf":
+        inputs["judge_model"] = model_inputs(config, judge["model"])
+    if judge and judge["kind"] == "lexicon":
+        inputs["lexicon"] = judge["lexicon"]
+    return inputs
+
+
+def get_judge_params(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    judge = study(config)["free_text"]["judge"]
+    ref = model_ref(config, judge["model"]) if judge and judge["kind"] == "hf" else None
+    return {"judge": judge, "judge_ref": ref, "states": states(config)}
+
+
+def get_summary_layout(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    """Every file the summary reads, by model / state / run (params of summarize_politune)."""
+    s = study(config)
+    layout = {
+        "states": {
+            model: {st: {name: state_file(model, st, name) for name in STATE_FILES} for st in states(config)}
+            for model in s["models"]
+        },
+        "runs": [
+            {
+                "model": model,
+                "side": side,
+                "method": method,
+                "lean": s["sides"][side].get("lean"),
+                "metrics": f"{run_dir(model, side, method)}/train_metrics.json",
+            }
+            for model, side, method in runs(config)
+        ],
+        "judge": {m: f"{ROOT}/{m}/judge.parquet" for m in s["models"]} if judge_enabled(config) else {},
+        "steps": sorted(s["checkpoints"]["steps"]),
+        "select": s["checkpoints"]["select"],
+        "select_step": s["checkpoints"]["select_step"],
+        "bootstrap": s["probe"]["bootstrap"],
+        "confidence": s["probe"]["confidence"],
+        "seed": s["seed"],
+        "judge_kind": s["free_text"]["judge"]["kind"] if s["free_text"]["judge"] else None,
+        "free_text": s["free_text"]["prompts"] is not None,
+    }
+    return layout
+
+
+def get_summary_inputs(config: dict, wildcards) -> list[str]:
+    layout = get_summary_layout(config, wildcards)
+    files = [f for model in layout["states"].values() for st in model.values() for f in st.values()]
+    files += [run["metrics"] for run in layout["runs"]]
+    return files + list(layout["judge"].values())
