@@ -23,7 +23,6 @@ Results go to bench/results/circuits-<device>.json with the machine they ran on.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -32,10 +31,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 import torch  # noqa: E402
 
+from bench.bench_foundation import save_result  # noqa: E402
 from biasdrift.circuits import eap  # noqa: E402
 from biasdrift.circuits.adapters import adapter_for  # noqa: E402
 from biasdrift.circuits.graph import Graph  # noqa: E402
@@ -141,11 +142,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     result = {"machine": machine(device), "circuits": bench(device, args.batch_size, args.length, args.repeats)}
-    out = REPO / "bench" / "results" / f"circuits-{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(REPO)}")
+    save_result(result, f"circuits-{args.device}.json")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Results are printed and written to bench/results/d3m-<size>.json with the machin
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_foundation import machine  # noqa: E402
+from bench_foundation import machine, save_result  # noqa: E402
 
 SIZES = {
     # layers, hidden, heads, intermediate, vocab, tokens, n_train, n_query, proj_dim
@@ -160,11 +159,7 @@ def main() -> None:
     import torch
 
     result = {"machine": {**machine(), "torch_threads": torch.get_num_threads()}, "d3m": bench(args.size)}
-    out = REPO / "bench" / "results" / f"d3m-{args.size}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(REPO)}")
+    save_result(result, f"d3m-{args.size}.json")
 
 
 if __name__ == "__main__":

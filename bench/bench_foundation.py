@@ -28,6 +28,16 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 from tests.conftest import SNAKEMAKE, TINY, clean_env, copy_workflow  # noqa: E402
 
 
+def save_result(result: dict, filename: str) -> Path:
+    """Write a benchmark's result to bench/results/<filename> (JSON) and print it."""
+    out = REPO / "bench" / "results" / filename
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written to {out.relative_to(REPO)}")
+    return out
+
+
 def machine() -> dict:
     import torch
 
@@ -81,11 +91,7 @@ def main() -> None:
         "config": args.config,
         "foundation": bench_foundation(config, args.cores, args.repeats),
     }
-    out = REPO / "bench" / "results" / f"foundation-{args.config}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(REPO)}")
+    save_result(result, f"foundation-{args.config}.json")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from bench.bench_foundation import machine  # noqa: E402
+from bench.bench_foundation import machine, save_result  # noqa: E402
 from tests.conftest import SNAKEMAKE, TINY, clean_env, copy_workflow  # noqa: E402
 
 TARGETS = ("results/politune/plots/axes.svg", "results/politune/plots/judge.svg")
@@ -133,11 +133,7 @@ def main() -> None:
     result = {"machine": machine(), "politune": bench_components(args.steps)}
     if args.workflow != "none":
         result["workflow"] = bench_workflow(args.workflow, args.cores)
-    out = REPO / "bench" / "results" / "politune.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(REPO)}")
+    save_result(result, "politune.json")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from bench.bench_foundation import machine  # noqa: E402
+from bench.bench_foundation import machine, save_result  # noqa: E402
 
 
 def demo_prompts(n: int) -> list[str]:
@@ -148,11 +147,7 @@ def main() -> None:
             f"K={k} identical assistant": bench(main_model, twin, tok, prompts, k, args.n, args.repeats) for k in args.k
         }
     result = {"machine": machine(), "device": str(device), "models": note, "runs": runs}
-    out = REPO / "bench" / "results" / f"specdec-{args.models}-{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(REPO)}")
+    save_result(result, f"specdec-{args.models}-{device.type}.json")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from bench.bench_foundation import machine  # noqa: E402
+from bench.bench_foundation import machine, save_result  # noqa: E402
 from biasdrift.tinystories import corpus, synthetic  # noqa: E402
 from biasdrift.tinystories.pretokenize import PretokenizeConfig, pretokenize, record_rng  # noqa: E402
 from biasdrift.tinystories.stories import render  # noqa: E402
@@ -244,11 +244,7 @@ def main() -> None:
             )
         else:
             result["training_cuda_base30M"] = "not measured: no CUDA device"
-    out = REPO / "bench" / "results" / "tinystories.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(REPO)}")
+    save_result(result, "tinystories.json")
 
 
 if __name__ == "__main__":

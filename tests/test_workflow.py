@@ -1,22 +1,15 @@
 """The workflow end to end, in disposable copies: dry-runs, bad configs, the tiny demo,
-no-op reruns, targeted reruns, a SIGKILLed training job, and token hygiene."""
+no-op reruns, targeted reruns and token hygiene."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from safetensors.torch import load_file
 
-from biasdrift.training import checkpoint_complete
-from tests.conftest import FAKE_TOKEN, SNAKEMAKE, TINY, clean_env, copy_workflow, snakemake
+from tests.conftest import FAKE_TOKEN, TINY, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -159,38 +152,6 @@ def test_hf_token_appears_in_no_log_manifest_or_output(tiny_run):
     assert not leaks, f"HF_TOKEN leaked into: {leaks}"
 
 
-def test_sigkilled_training_job_resumes_to_the_same_weights(tiny_run, tmp_path):
-    """Kill snakemake and its training job mid-run (SIGKILL), re-run, and get the
-    weights of the uninterrupted tiny run."""
-    clean, _ = tiny_run
-    work = copy_workflow(tmp_path / "killed")
-    env = clean_env()
-    target = "results/models/tiny-gpt2/model"
-    scratch = work / "results/models/tiny-gpt2/.scratch/pretrain_lm"
-    proc = subprocess.Popen(
-        [*SNAKEMAKE, *TINY, "--cores", "2", target],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        # a complete checkpoint (its trainer_state.json parses), not one being written
-        if any(p.name.startswith("checkpoint-") and checkpoint_complete(p) for p in scratch.glob("*")):
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    assert proc.wait(timeout=30) == -signal.SIGKILL, "training finished before it could be killed"
-    assert not (work / "results/models/tiny-gpt2/train_metrics.json").exists()
-
-    snakemake(work, "--unlock", *TINY, env=env)  # a killed snakemake leaves its lock behind
-    snakemake(work, *TINY, "--cores", "2", target, env=env)
-    metrics = yaml.safe_load((work / "results/models/tiny-gpt2/train_metrics.json").read_text())
-    assert 0 < metrics["resumed_from_step"] < metrics["global_step"] == 200
-    assert metrics["steps_this_attempt"] == 200 - metrics["resumed_from_step"]
-    resumed = load_file(work / target / "model.safetensors")
-    reference = load_file(clean / target / "model.safetensors")
-    assert resumed.keys() == reference.keys()
-    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+# A SIGKILLed run resuming its training job to the same weights (and a broken resume
+# failing that check): tests/test_slurm.py::test_a_killed_local_run_reruns_only_its_incomplete_jobs
+# (it needs no cluster and runs everywhere).

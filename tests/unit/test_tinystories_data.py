@@ -346,3 +346,13 @@ def test_pretokenize_rejects_a_filter_that_keeps_nothing(world, tmp_path):
     with pytest.raises(ValueError, match="keeps no example"):
         pretokenize(root / "shards", root / "tok.model", spec, PretokenizeConfig(), tmp_path / "t", tmp_path / "m.json")
     assert not (tmp_path / "t").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_synthetic_tarball_bytes_depend_only_on_the_params(tmp_path, monkeypatch):
+    """gzip stores a time and a file name in its header: neither may leak into the tarball,
+    or a local run and a cluster run would produce different corpus files."""
+    params = synthetic.SyntheticParams(n_shards=2, stories_per_shard=20, seed=5)
+    corpus.synthesize_tarball(params, tmp_path / "a.tar.gz")
+    monkeypatch.setattr("time.time", lambda: 2_000_000_000.0)
+    corpus.synthesize_tarball(params, tmp_path / "b.tar.gz")
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()

@@ -152,6 +152,11 @@ def targets(config: dict) -> list[str]:
     cfg = study(config)
     out: list[str] = []
     for model in cfg["models"]:
+        # the group split of every prompt set (the original's stats CSV), whichever split EAP uses
+        for bias, template, corruption in dict.fromkeys(
+            (r["bias"], r["template"], r["corruption"]) for r in runs(config)
+        ):
+            out.append(f"{ROOT}/{model}/splits/{bias}_{template}_{corruption}_stats.csv")
         for run in runs(config):
             base = eap_dir(model, "base", run)
             out += [f"{base}/edge_scores.parquet", f"{base}/top_edges.txt", f"{base}/results.txt"]

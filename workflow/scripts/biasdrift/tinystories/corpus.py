@@ -7,6 +7,7 @@ is the same for both.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
@@ -47,7 +48,14 @@ def load_shard(path: str | Path) -> list[dict]:
 # --------------------------------------------------------------------------- sources
 def synthesize_tarball(params: SyntheticParams, tar_path: str | Path) -> dict[str, Any]:
     """Generate the synthetic shards and pack them like the hub tarball."""
-    with atomic_path(tar_path) as tmp, tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+    # gzip's header would hold the time and the (temporary) file name: fix both, so the
+    # same params give the same bytes on every machine and run
+    with (
+        atomic_path(tar_path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as tar,
+    ):
         for index in progress(range(params.n_shards), desc="synthesize", unit="shard"):
             payload = json.dumps(generate_shard(params, index)).encode()
             info = tarfile.TarInfo(shard_name(index))
