@@ -438,10 +438,12 @@ TIME_LIMIT_TEST = "test_a_job_over_its_time_limit_is_reported_and_recovered"
 
 @pytest.fixture(scope="module")
 def cluster(request, cluster_lock, tmp_path_factory):  # noqa: ARG001 - held for the module
-    """The local cluster, started for this module (and stopped at its end when this
-    session started it). When the time-limit test is selected its run starts here, in
-    the background, so that the minute Slurm needs to time a job out overlaps the
-    other tests."""
+    """The local cluster, started for this module and, when this session started it,
+    stopped at the end of the session: once Slurm's client tools are installed, the
+    Slurm executor plugin runs `scontrol show config` whenever snakemake starts, which
+    waits 10 s for a controller that is gone (every later test would pay it). When the
+    time-limit test is selected its run starts here, in the background, so that the
+    minute Slurm needs to time a job out overlaps the other tests."""
     started_here = not local_cluster_runs()
     proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=900)
     try:
@@ -456,7 +458,7 @@ def cluster(request, cluster_lock, tmp_path_factory):  # noqa: ARG001 - held for
         for run in BACKGROUND.values():
             run.stop()
         if started_here:
-            subprocess.run(["bash", str(STOP)], capture_output=True, timeout=300)
+            request.config.add_cleanup(lambda: subprocess.run(["bash", str(STOP)], capture_output=True, timeout=300))
 
 
 def test_start_is_idempotent(cluster):

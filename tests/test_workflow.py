@@ -138,6 +138,18 @@ def test_changing_one_param_reruns_only_its_dependents(tiny_run):
     ]
 
 
+def test_changing_one_study_param_reruns_only_that_studys_jobs(tiny_run):
+    work, env = tiny_run
+    cfg = yaml.safe_load((work / "tests/config/tiny.yaml").read_text())
+    stats = cfg["studies"]["specdec"]["stats"]
+    stats["n_boot"] += 1
+    (work / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "-n", "--cores", "2", "--configfile", "changed.yaml", "--replace-workflow-config", env=env)
+    planned = {rule for rule, _ in planned_jobs(proc.stdout)} - {"all"}
+    assert planned, "changing studies.specdec.stats.n_boot reran nothing"
+    assert all("specdec" in rule for rule in planned), planned
+
+
 def test_hf_token_appears_in_no_log_manifest_or_output(tiny_run):
     work, _ = tiny_run
     needle = FAKE_TOKEN.encode()
