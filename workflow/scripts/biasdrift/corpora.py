@@ -139,19 +139,27 @@ PLACES = (
 TIMES = ("in the morning", "after lunch", "on monday", "before dinner", "at noon", "in the evening", "yesterday")
 
 
+def sentence_corpus(
+    name: str, uid_prefix: str, params: Any, seed: int, sentence: Callable[[random.Random], str]
+) -> pd.DataFrame:
+    """A corpus of ``params.n_documents`` documents of ``params.sentences_per_document``
+    sentences, each drawn by ``sentence(rng)`` from one seeded generator, then split
+    (``params.valid_fraction``). Generator ``name`` is named in the error for bad sizes."""
+    if params.n_documents < 1 or params.sentences_per_document < 1:
+        raise ValueError(f"{name} needs n_documents >= 1 and sentences_per_document >= 1")
+    rng = random.Random(seed)
+    docs = [" ".join(sentence(rng) for _ in range(params.sentences_per_document)) for _ in range(params.n_documents)]
+    splits = assign_splits(len(docs), params.valid_fraction, rng)
+    return pd.DataFrame({"uid": [f"{uid_prefix}-{i:06d}" for i in range(len(docs))], "text": docs, "split": splits})
+
+
+def _neutral_sentence(rng: random.Random) -> str:
+    subject, verb, obj = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)
+    tail = rng.choice((rng.choice(PLACES), rng.choice(TIMES), f"{rng.choice(PLACES)} {rng.choice(TIMES)}"))
+    return f"{subject.capitalize()} {verb} {obj} {tail}."
+
+
 @register_generator("neutral_text", NeutralTextParams)
 def neutral_text(params: NeutralTextParams, seed: int) -> pd.DataFrame:
     """Everyday templated sentences with no group terms: a neutral background corpus."""
-    if params.n_documents < 1 or params.sentences_per_document < 1:
-        raise ValueError("neutral_text needs n_documents >= 1 and sentences_per_document >= 1")
-    rng = random.Random(seed)
-    docs = []
-    for _ in range(params.n_documents):
-        sentences = []
-        for _ in range(params.sentences_per_document):
-            subject, verb, obj = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)
-            tail = rng.choice((rng.choice(PLACES), rng.choice(TIMES), f"{rng.choice(PLACES)} {rng.choice(TIMES)}"))
-            sentences.append(f"{subject.capitalize()} {verb} {obj} {tail}.")
-        docs.append(" ".join(sentences))
-    splits = assign_splits(len(docs), params.valid_fraction, rng)
-    return pd.DataFrame({"uid": [f"neutral-{i:06d}" for i in range(len(docs))], "text": docs, "split": splits})
+    return sentence_corpus("neutral_text", "neutral", params, seed, _neutral_sentence)

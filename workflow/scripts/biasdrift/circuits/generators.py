@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from biasdrift.corpora import NeutralTextParams, assign_splits, neutral_text, register_generator
+from biasdrift.corpora import NeutralTextParams, assign_splits, neutral_text, register_generator, sentence_corpus
 
 POSITIVE_WORDS = (
     "wonderful",
@@ -207,19 +207,13 @@ SEA_OBJECTS = (
 SEA_TIMES = ("at dawn", "before the storm", "in winter", "through the night", "as the bells ring", "under the stars")
 
 
+def _sea_sentence(rng: random.Random) -> str:
+    subject = rng.choice(SEA_SUBJECTS)
+    rest = f"{rng.choice(SEA_VERBS)} {rng.choice(SEA_OBJECTS)} {rng.choice(SEA_TIMES)}"
+    return f"{subject[0].upper()}{subject[1:]} {rest}."
+
+
 @register_generator("circuits_unrelated", CircuitsUnrelatedParams)
 def circuits_unrelated(params: CircuitsUnrelatedParams, seed: int) -> pd.DataFrame:
     """Sentences about the sea and old castles: no groups, no gender terms, no sentiment."""
-    if params.n_documents < 1 or params.sentences_per_document < 1:
-        raise ValueError("circuits_unrelated needs n_documents >= 1 and sentences_per_document >= 1")
-    rng = random.Random(seed)
-    docs = []
-    for _ in range(params.n_documents):
-        parts = []
-        for _ in range(params.sentences_per_document):
-            subject = rng.choice(SEA_SUBJECTS)
-            rest = f"{rng.choice(SEA_VERBS)} {rng.choice(SEA_OBJECTS)} {rng.choice(SEA_TIMES)}"
-            parts.append(f"{subject[0].upper()}{subject[1:]} {rest}.")
-        docs.append(" ".join(parts))
-    splits = assign_splits(len(docs), params.valid_fraction, rng)
-    return pd.DataFrame({"uid": [f"unrelated-{i:06d}" for i in range(len(docs))], "text": docs, "split": splits})
+    return sentence_corpus("circuits_unrelated", "unrelated", params, seed, _sea_sentence)
