@@ -86,3 +86,23 @@ def test_chat_model_fixture_keeps_template_gqa_and_vocabulary(tmp_path):
     assert text == "<s>[INST] hello [/INST]"
     with pytest.raises(Exception, match="roles must alternate"):
         tokenizer.apply_chat_template([{"role": "system", "content": "x"}, {"role": "user", "content": "y"}])
+
+
+# The study whose smoke config `make test` runs end to end (the others: `make smoke`).
+E2E_STUDY = "specdec"
+
+
+@pytest.mark.workflow
+def test_a_paper_config_runs_end_to_end_on_the_smoke_tier(tmp_path):
+    from biasdrift.smoke import run
+
+    assert run.main([E2E_STUDY, "--workdir", str(tmp_path), "--cores", "2"]) == 0, (
+        tmp_path / f"{E2E_STUDY}.log"
+    ).read_text()[-5000:]
+    work = tmp_path / E2E_STUDY
+    config = yaml.safe_load((work / f"config/smoke/{E2E_STUDY}.yaml").read_text())
+    for alias, spec in config["models"].items():
+        assert (work / spec["path"] / "config.json").is_file(), alias
+    assert any((work / "results" / E2E_STUDY).rglob("*.csv")), "the study wrote no table"
+    again = snakemake(work, "-n", "--configfile", f"config/smoke/{E2E_STUDY}.yaml", "--replace-workflow-config")
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -67,22 +67,33 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def snakemake_args(study: str, cores: int, dry_run: bool) -> list[str]:
+def snakemake_args(study: str, cores: int, dry_run: bool, overlay: Path | None = None) -> list[str]:
+    """``overlay``: a YAML file merged over the smoke config (Snakemake merges the
+    config files it is given in order), e.g. bench/gpu/<study>.yaml for the GPU check."""
+    configs = [str(SMOKE_DIR / f"{study}.yaml"), *([str(overlay)] if overlay else [])]
     args = [sys.executable, "-m", "snakemake", "--cores", str(cores)]
-    args += ["--configfile", str(SMOKE_DIR / f"{study}.yaml"), "--replace-workflow-config"]
+    args += ["--configfile", *configs, "--replace-workflow-config"]
     args += ["--rerun-incomplete", "--printshellcmds"]
     if dry_run:
         args += ["-n", "--quiet", "rules"]
     return args
 
 
-def run_study(study: str, workroot: Path, cores: int, dry_run: bool = False) -> dict:
+def run_study(study: str, workroot: Path, cores: int, dry_run: bool = False, overlay_dir: Path | None = None) -> dict:
     work = copy_workflow(workroot / study)
+    overlay = None
+    if overlay_dir is not None and (overlay_dir / f"{study}.yaml").is_file():
+        overlay = work / "overlay.yaml"
+        shutil.copy2(overlay_dir / f"{study}.yaml", overlay)
     log_path = workroot / f"{study}.log"
     started = time.time()
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.run(
-            snakemake_args(study, cores, dry_run), cwd=work, env=offline_env(), stdout=log, stderr=subprocess.STDOUT
+            snakemake_args(study, cores, dry_run, overlay),
+            cwd=work,
+            env=offline_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     wall = time.time() - started
     text = log_path.read_text(encoding="utf-8", errors="replace")
@@ -94,6 +105,7 @@ def run_study(study: str, workroot: Path, cores: int, dry_run: bool = False) -> 
         "jobs": int(done[-1][1]) if done else None,
         "log": str(log_path),
         "cores": cores,
+        "overlay": str(overlay_dir / f"{study}.yaml") if overlay else None,
     }
 
 
@@ -103,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=REPO / ".smoke")
     parser.add_argument("--dry-run", action="store_true", help="snakemake -n only")
+    parser.add_argument("--overlay-dir", type=Path, help="merge <dir>/<study>.yaml over each smoke config")
     args = parser.parse_args(argv)
     studies = args.studies or studies_with_overrides(REPO)
     missing = [s for s in studies if not (REPO / SMOKE_DIR / f"{s}.yaml").is_file()]
@@ -111,13 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for study in studies:
         print(f"== smoke {study} ({'dry run' if args.dry_run else f'{args.cores} cores'})", flush=True)
-        result = run_study(study, args.workdir, args.cores, args.dry_run)
+        result = run_study(study, args.workdir, args.cores, args.dry_run, args.overlay_dir)
         status = "ok" if result["returncode"] == 0 else f"FAILED (see {result['log']})"
         print(f"   {status}: {result['wall_s']:.0f} s, {result['jobs']} jobs", flush=True)
         results.append(result)
     summary = {"studies": results, "total_wall_s": round(sum(r["wall_s"] for r in results), 1)}
-    if not args.dry_run:
-        (args.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    summary["dry_run"] = args.dry_run
+    (args.workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"{'study':<12} {'rc':>3} {'wall s':>8} {'jobs':>5}")
     for r in results:
         print(f"{r['study']:<12} {r['returncode']:>3} {r['wall_s']:>8.0f} {r['jobs'] or '-':>5}")
