@@ -391,44 +391,17 @@ def test_evaluation_and_probes_of_a_checkpoint(world):
     assert set(result["rates"]["requested"]) == {"Twist", "Dialogue"} and len(rows) == 12
     assert 0 < result["losses"]["all"] < 10
     assert result["marker_logprob"]["Twist"]["n"] == 3 and result["marker_logprob"]["Twist"]["mean"] < 0
+    assert result["agreement"] is None and result["rates"]["detector"] == "markers"
+
+    def always_yes(stories, features):
+        return [True] * len(stories), ["Yes"] * len(features)
+
+    judged, rows = evaluate_checkpoint(model, tokenizer, world / "shards", {}, cfg, "Twist", "cpu", always_yes)
+    assert judged["rates"]["requested"]["Twist"]["rate"] == 1.0 and judged["rates"]["detector"] == "judge"
+    assert set(judged["agreement"]) == {"Twist", "Dialogue"} and judged["agreement"]["Twist"]["n"] == len(rows)
     probes = fit_probes(model, tokenizer, world / "shards", ProbeConfig(train_stories=80, test_stories=60), "cpu", 0)
     layers = {r["layer"] for r in probes["probes"]}
     assert layers == {0, 1, 2} and all(0 <= r["balanced_accuracy"] <= 1 for r in probes["probes"])
-
-
-def test_the_lm_judge_compares_yes_and_no_per_story(tmp_path):
-    """A judge from a model alias (here a tiny local GPT-2 through the foundation loader;
-    on the paper tier a hub model): answers follow the model's " Yes" / " No" logits."""
-    from transformers import AutoTokenizer
-
-    from biasdrift.models import ModelSize, build_model
-    from biasdrift.tinystories.evaluation import LMJudge, load_judge
-    from biasdrift.tokenization import TokenizerConfig, train_tokenizer
-
-    texts = [f"Yes or No? the cat {i} sat. Does the story have a twist? Answer:" for i in range(100)]
-    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=300), tmp_path / "judge")
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "judge")
-    torch.manual_seed(0)
-    build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=256), tokenizer).save_pretrained(
-        tmp_path / "judge"
-    )
-    ref = {"alias": "j", "source": "path", "path": str(tmp_path / "judge")}
-    judge = load_judge({"ref": ref, "batch_size": 2}, "cpu")
-    stories = ["The cat sat.", "The ball was really a dragon!", "A dog ran."]
-    answers = judge(stories, ["Twist", "Twist", "Dialogue"])
-    assert len(answers) == 3 and all(isinstance(a, bool) for a in answers)
-    assert "Does the story have a plot twist" in judge.prompt(stories[1], "Twist")
-
-    class Scripted(torch.nn.Module):  # says Yes for stories that mention a dragon
-        def forward(self, input_ids, attention_mask=None):  # noqa: ARG002
-            logits = torch.zeros(*input_ids.shape, len(tokenizer))
-            dragon = torch.tensor([tokenizer.decode(row).count("dragon") > 0 for row in input_ids])
-            logits[:, -1, judge.yes] = dragon.float()
-            logits[:, -1, judge.no] = 0.5
-            return type("Out", (), {"logits": logits})()
-
-    scripted = LMJudge(Scripted(), tokenizer, "cpu", batch_size=2)
-    assert scripted(stories, ["Twist"] * 3) == [False, True, False]
 
 
 # --------------------------------------------------------------------------- checks

@@ -41,17 +41,66 @@ def _rate_columns(rates: dict[str, Any], prefix: str) -> dict[str, Any]:
                 f"{prefix}_{feature}_lo": r["lo"],
                 f"{prefix}_{feature}_hi": r["hi"],
                 f"{prefix}_{feature}_n": r["n"],
+                f"{prefix}_{feature}_unparsed": r.get("unparsed", 0),
             }
         )
     return out
 
 
 def eval_row(result: dict[str, Any]) -> dict[str, Any]:
-    row = {f"loss_{k}": v for k, v in result["losses"].items()}
-    row.update(_rate_columns(result["rates"]["requested"], "requested"))
-    row.update(_rate_columns(result["rates"]["unrequested"], "unrequested"))
+    """One table row of an evaluation: losses, the rates of the detector that decides
+    (``detector``: judge or markers) and, beside them, the marker rules' rates."""
+    rates = result["rates"]
+    row: dict[str, Any] = {"detector": rates.get("detector", "markers")}
+    row.update({f"loss_{k}": v for k, v in result["losses"].items()})
+    row.update(_rate_columns(rates["requested"], "requested"))
+    row.update(_rate_columns(rates["unrequested"], "unrequested"))
+    if row["detector"] != "markers":
+        for condition in ("requested", "unrequested"):
+            row.update({f"marker_{condition}_{f}": r["rate"] for f, r in rates["markers"][condition].items()})
     row.update({f"marker_logprob_{k}": v["mean"] for k, v in result["marker_logprob"].items()})
     return row
+
+
+AGREEMENT_COLUMNS = [
+    "scope", "run", "step", "feature", "n", "unparsed", "marker_rate", "judge_rate", "agreement", "kappa",
+    "both", "marker_only", "judge_only", "neither",
+]  # fmt: skip
+COUNTS = ("both", "marker_only", "judge_only", "neither", "unparsed")
+
+
+def agreement_table(evals: dict[str, str | Path], recoveries: dict[str, str | Path]) -> pd.DataFrame:
+    """Marker rules vs judge per feature: one row per evaluated checkpoint (scope
+    ``run``) and one per feature over all of them (scope ``pooled``: the 2 x 2 tables
+    summed, then the statistics). Empty (header only) when no judge rated the stories."""
+    from biasdrift.tinystories.judge import agreement_stats
+
+    rows = []
+    for run, path in evals.items():
+        for feature, stats in (read_json(path).get("agreement") or {}).items():
+            rows.append({"scope": "run", "run": run, "step": None, "feature": feature, **stats})
+    for run, path in recoveries.items():
+        for step, result in read_json(path)["steps"].items():
+            for feature, stats in (result.get("agreement") or {}).items():
+                rows.append({"scope": "run", "run": run, "step": int(step), "feature": feature, **stats})
+    pooled = []
+    for feature in dict.fromkeys(r["feature"] for r in rows):
+        table = {k: sum(r[k] for r in rows if r["feature"] == feature) for k in COUNTS}
+        pooled.append({"scope": "pooled", "run": None, "step": None, "feature": feature, **agreement_stats(table)})
+    return pd.DataFrame(pooled + rows, columns=AGREEMENT_COLUMNS)
+
+
+def detector_summary(agreement: pd.DataFrame) -> dict[str, Any]:
+    """The checks' account of who rated the features, with the pooled agreement."""
+    pooled = agreement[agreement.scope == "pooled"]
+    if pooled.empty:
+        return {"kind": "markers", "agreement": None}
+    keep = ["n", "unparsed", "marker_rate", "judge_rate", "agreement", "kappa"]
+    return {
+        "kind": "judge",
+        "agreement": {row.feature: {k: getattr(row, k) for k in keep} for row in pooled.itertuples()},
+        "criterion": "pooled over every evaluated checkpoint; unparsed judge replies are left out of n",
+    }
 
 
 def results_table(evals: dict[str, str | Path]) -> pd.DataFrame:
@@ -203,6 +252,7 @@ def summarize(
     out_recovery,
     out_probes,
     out_checks,
+    out_agreement,
 ) -> dict[str, Any]:
     """Rule summarize_tinystories."""
     model_runs, recovery_runs = layout["model_runs"], layout["recovery_runs"]
@@ -219,6 +269,11 @@ def summarize(
     results.insert(2, "label", results.protocol.map(lambda p: labels.get(p, bases.get(p, p))))
     recovery.insert(2, "label", recovery.source.map(lambda s: _source_label(s, labels)))
     checks = compute_checks(results, recovery, probe_frame, layout)
+    agreement = agreement_table(
+        dict(zip(model_runs, evals, strict=True)), dict(zip(recovery_runs, recoveries, strict=True))
+    )
+    checks["detector"] = detector_summary(agreement)
+    save_table(agreement, out_agreement)
     save_table(results, out_results)
     save_table(recovery, out_recovery)
     save_table(probe_frame, out_probes)
