@@ -3,6 +3,7 @@
 Results path grammar (rules/tinystories.smk)::
 
     results/tinystories/corpus/{synthetic,hub}.tar.gz           synthesize_stories | download_stories
+        (or corpus.path: a local tarball in the hub layout)
     results/tinystories/corpus/shards/ + manifest.json           unpack_stories
     results/tinystories/vocab/tok.model|tok.vocab|meta.json      train_vocab
     results/tinystories/tokens/{spec}/shards/ + meta.json        pretokenize (spec: the dataset's name)
@@ -168,7 +169,12 @@ def targets(config: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- input functions
 def corpus_tarball(config: dict, wildcards) -> str:  # noqa: ARG001
-    return f"{ROOT}/corpus/{'hub' if 'hub' in section(config)['corpus'] else 'synthetic'}.tar.gz"
+    """The tarball rule unpack_stories reads: a local path as given, else the output of
+    download_stories (hub) or synthesize_stories (synthetic)."""
+    corpus = section(config)["corpus"]
+    if "path" in corpus:
+        return corpus["path"]
+    return f"{ROOT}/corpus/{'hub' if 'hub' in corpus else 'synthetic'}.tar.gz"
 
 
 def spec_params(config: dict, wildcards) -> dict[str, Any]:
