@@ -447,3 +447,25 @@ def test_checks_report_success_and_can_fail():
     assert bad["deletion"][0]["deleted"] is False
     assert bad["recovery"]["median_steps"]["f-at-lr0.001"] == math.inf
     assert bad["recovery"]["all_deleted_faster"] is False
+
+
+def test_checks_without_rates_are_undecided_not_failed():
+    """Every judge reply unparsed leaves the rates NaN: the checks say None (not
+    decided), never False, and a recovery curve without rates has no step count."""
+    from biasdrift.tinystories.report import compute_checks
+
+    nan = math.nan
+    results, recovery, probes = _frames(nan, {"control": [nan, nan, nan], "f-at-lr0.001": [nan, nan, nan]})
+    results.loc[results.stage == "pretrain", "requested_Twist"] = nan
+    results["requested_Dialogue"] = nan
+    checks = compute_checks(results, recovery, probes, {"feature": "Twist", "checks": {}})
+    assert checks["base"]["passed"] is None
+    assert checks["deletion"][0]["deleted"] is None and checks["deletion"][0]["little_collateral"] is None
+    assert math.isnan(checks["recovery"]["median_steps"]["f-at-lr0.001"])
+    assert checks["recovery"]["faster_than_control"] == {"f-at-lr0.001": None}
+    assert checks["recovery"]["all_deleted_faster"] is None
+    # one rate missing after the threshold was reached does not undo the step count
+    _, partial, _ = _frames(0.1, {"control": [0.0, 0.6, nan], "f-at-lr0.001": [0.7, nan, nan]})
+    partial_checks = compute_checks(*_frames(0.1, {"control": [0.0, 0.6, 0.9]})[:1], partial, probes,
+                                    {"feature": "Twist", "checks": {}})  # fmt: skip
+    assert partial_checks["recovery"]["median_steps"] == {"control": 10.0, "f-at-lr0.001": 0.0}

@@ -141,13 +141,35 @@ def mean_interval(values) -> dict[str, float]:
 
 
 def steps_to_recover(curve: pd.DataFrame, column: str, threshold: float) -> float:
-    """First checkpoint step whose rate reaches ``threshold`` (inf if none: censored)."""
-    hit = curve[curve[column] >= threshold].sort_values("step")
-    return float(hit["step"].iloc[0]) if len(hit) else math.inf
+    """First checkpoint step whose rate reaches ``threshold`` (inf if none: censored).
+    NaN (not known) when a checkpoint before that has no rate, e.g. every judge reply
+    unparsed."""
+    curve = curve.sort_values("step")
+    for step, value in zip(curve["step"], curve[column], strict=True):
+        if value is None or math.isnan(value):
+            return math.nan
+        if value >= threshold:
+            return float(step)
+    return math.inf
 
 
-def _passed(condition: bool | None) -> bool | None:
-    return None if condition is None else bool(condition)
+def _unknown(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _passed(condition: bool | None, *values: Any) -> bool | None:
+    """The outcome of a check, or None (not decided) when it is None or any number it
+    compares is missing (NaN: no rate, e.g. every judge reply unparsed)."""
+    if condition is None or any(_unknown(v) for v in values):
+        return None
+    return bool(condition)
+
+
+def _all_passed(outcomes: list[bool | None]) -> bool | None:
+    """False if one failed, else None if one is undecided (or there are none), else True."""
+    if False in outcomes:
+        return False
+    return None if not outcomes or None in outcomes else True
 
 
 def compute_checks(
@@ -165,7 +187,9 @@ def compute_checks(
         "rate_requested_ci": [base[f"{col}_lo"], base[f"{col}_hi"]],
         "rate_unrequested": base[f"unrequested_{feature}"],
         "control_rate_requested": control[col],
-        "passed": _passed(base[col] >= 0.6 and base[f"unrequested_{feature}"] <= 0.1),
+        "passed": _passed(
+            base[col] >= 0.6 and base[f"unrequested_{feature}"] <= 0.1, base[col], base[f"unrequested_{feature}"]
+        ),
         "criterion": "base: rate when requested >= 0.6 and when not requested <= 0.1",
     }
     others = [f for f in FEATURES if f != feature and f"requested_{f}" in results]
@@ -174,7 +198,8 @@ def compute_checks(
         drop = mean_interval(base[col] - group[col])
         after = mean_interval(group[col])
         collateral = {f: mean_interval(group[f"requested_{f}"] - base[f"requested_{f}"]) for f in others}
-        worst = max((abs(c["mean"]) for c in collateral.values()), default=math.nan)
+        changes = [abs(c["mean"]) for c in collateral.values()]
+        worst = math.nan if not changes or any(math.isnan(c) for c in changes) else max(changes)
         losses = {}
         for name in ("task", "notask", "adversarial"):
             key = f"loss_{name}"
@@ -192,8 +217,8 @@ def compute_checks(
                 "collateral_change": collateral,
                 "largest_collateral_change": worst,
                 "losses": losses,
-                "deleted": _passed(drop["mean"] >= 0.4 and after["mean"] <= 0.2),
-                "little_collateral": _passed(worst <= thresholds["collateral"]),
+                "deleted": _passed(drop["mean"] >= 0.4 and after["mean"] <= 0.2, drop["mean"], after["mean"]),
+                "little_collateral": _passed(worst <= thresholds["collateral"], worst),
                 "notask_loss_within_10pct": _passed(abs(notask["deleted"]["mean"] / notask["base"] - 1) <= 0.1)
                 if notask
                 else None,
@@ -219,13 +244,13 @@ def recovery_checks(recovery: pd.DataFrame, col: str, threshold: float) -> dict[
     frame = pd.DataFrame(per_run)
     medians = {s: float(np.median(g["steps"])) for s, g in frame.groupby("source")}
     control = medians.get(CONTROL, math.inf)
-    faster = {s: _passed(m < control) for s, m in medians.items() if s != CONTROL}
+    faster = {s: _passed(m < control, m, control) for s, m in medians.items() if s != CONTROL}
     return {
         "threshold": threshold,
         "runs": per_run,
         "median_steps": medians,
         "faster_than_control": faster,
-        "all_deleted_faster": _passed(all(faster.values())) if faster else None,
+        "all_deleted_faster": _all_passed(list(faster.values())),
         "criterion": f"median (over seeds) first checkpoint with rate >= {threshold}; inf = never within the run",
     }
 
