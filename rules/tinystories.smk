@@ -10,7 +10,7 @@
 #   results/tinystories/recover/{source}/seed{seed}/step{step}/model  recover_feature  (source: control|{protocol}-lr{lr})
 #   results/tinystories/{run}/eval.json + probes.json                 evaluate_story_model (run: pretrain/.., delete/..)
 #   results/tinystories/recover/{source}/seed{seed}/recovery.json     evaluate_recovery
-#   results/tinystories/summary/{results,recovery}.csv + checks.json  summarize_tinystories
+#   results/tinystories/summary/{results,recovery,agreement}.csv + checks.json  summarize_tinystories
 # Training state lives in undeclared .scratch/ folders beside the outputs (resume).
 
 TS = bdc.plugins.study_module("tinystories", "workflow")
@@ -304,6 +304,7 @@ rule summarize_tinystories:
         recovery="results/tinystories/summary/recovery.csv",
         probes="results/tinystories/summary/probes.csv",
         checks="results/tinystories/summary/checks.json",
+        agreement="results/tinystories/summary/agreement.csv",
         manifest="results/tinystories/summary/manifest.json",
     log:
         "logs/tinystories/summary/summarize_tinystories.log",

@@ -51,7 +51,11 @@ def test_tiny_run_delivers_every_stage(tiny_run):
     recovery = pd.read_csv(root / "summary/recovery.csv")
     assert sorted(set(recovery.step)) == [0, 3, 6] and set(recovery.source) == {"control", "f-at-lr0.001"}
     checks = json.loads((root / "summary/checks.json").read_text())
-    assert {"base", "deletion", "recovery", "probes"} <= set(checks)
+    assert {"base", "deletion", "recovery", "probes", "detector"} <= set(checks)
+    # no judge in the tiny config: the marker rules decide and the agreement table is empty
+    assert checks["detector"]["kind"] == "markers" and set(results.detector) == {"markers"}
+    agreement = pd.read_csv(root / "summary/agreement.csv")
+    assert agreement.empty and {"feature", "marker_rate", "judge_rate", "agreement", "kappa"} <= set(agreement)
     for name in ("recovery", "probes", "deletion_grid"):
         assert "<svg" in (root / f"plots/{name}.svg").read_text()
         assert len(pd.read_csv(root / f"plots/{name}.csv")) > 0
@@ -76,6 +80,14 @@ def _bad_references(s):
     s["deletion"]["protocols"]["f-at"] = "filter-advv"
 
 
+def _bad_overrides(s):
+    s["model"]["overrides"].update(n_layer=2, dim="wide")
+
+
+def _window_too_long(s):
+    s["block_size"] = 512
+
+
 @pytest.mark.parametrize(
     "edit,messages",
     [
@@ -95,8 +107,22 @@ def _bad_references(s):
                 "studies.tinystories.deletion.protocols.f-at: unknown dataset 'filter-advv'",
             ],
         ),
+        (
+            _bad_overrides,
+            [
+                "studies.tinystories.model.overrides.n_layer: unknown key (did you mean 'n_layers'?)",
+                "studies.tinystories.model.overrides.dim: 'wide' is not of type 'integer'",
+            ],
+        ),
+        (
+            _window_too_long,
+            [
+                "studies.tinystories.block_size: 512 exceeds the model's max_seq_len=256 "
+                "(studies.tinystories.model.overrides.max_seq_len)"
+            ],
+        ),
     ],
-    ids=["schema", "references"],
+    ids=["schema", "references", "overrides", "context"],
 )
 def test_bad_config_fails_before_any_job_naming_every_key(tmp_path, edit, messages):
     work = copy_workflow(tmp_path / "bad")

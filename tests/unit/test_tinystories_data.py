@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import tarfile
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -356,3 +357,47 @@ def test_synthetic_tarball_bytes_depend_only_on_the_params(tmp_path, monkeypatch
     monkeypatch.setattr("time.time", lambda: 2_000_000_000.0)
     corpus.synthesize_tarball(params, tmp_path / "b.tar.gz")
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+
+
+def test_smoke_fixture_has_the_hub_layout_and_every_filter_keeps_examples(tmp_path):
+    """The smoke tarball (biasdrift.tinystories.smoke) in the layout of
+    roneneldan/TinyStories: top-level dataNN.json members, each a JSON array of records
+    with the hub's keys in the hub's order; every paper dataset keeps examples in the
+    test shard and in the fine-tuning shard."""
+    import json
+
+    import yaml
+
+    from biasdrift.smoke.fixtures import build_dataset_fixture
+
+    info = build_dataset_fixture("TinyStories_all_data.tar.gz", tmp_path / "TinyStories_all_data.tar.gz")
+    assert info["stands_for"] == "roneneldan/TinyStories"
+    with tarfile.open(tmp_path / "TinyStories_all_data.tar.gz", "r:gz") as tar:
+        names = tar.getnames()
+        first = json.loads(tar.extractfile(names[0]).read().decode("utf-8"))
+    assert names == [f"data{i:02d}.json" for i in range(len(names))] and len(names) >= 5
+    assert isinstance(first, list) and all(list(r) == ["story", "instruction", "summary", "source"] for r in first)
+    assert all(list(r["instruction"]) == ["prompt:", "words", "features"] for r in first)
+    assert {r["source"] for r in first} == {"GPT-4", "GPT-3.5"} and all(r["story"].startswith("\n\n") for r in first)
+    assert any(not r["instruction"]["features"] for r in first) and not any("sentence" in r for r in first)
+    manifest = corpus.unpack(tmp_path / "TinyStories_all_data.tar.gz", tmp_path / "shards", tmp_path / "m.json")
+    assert manifest["records"] == info["records"]
+    # marker rules and labels disagree somewhere, as on real stories
+    assert min(manifest["detector_agreement"].values()) < 1.0
+    repo = Path(__file__).resolve().parents[2]
+    paper = yaml.safe_load((repo / "config/paper/tinystories.yaml").read_text())["studies"]["tinystories"]
+    shards = corpus.shard_files(tmp_path / "shards")
+    for name, values in paper["datasets"].items():
+        spec = transforms.spec_from_dict(values, name).compile()
+        for shard in (shards[0], shards[-1]):  # test, fine-tuning
+            kept = [r for r in corpus.load_shard(shard) if spec.keep(r)]
+            assert kept, (name, shard.name)
+
+
+def test_a_local_tarball_is_the_corpus_of_a_path_config():
+    from biasdrift.tinystories.workflow import corpus_tarball
+
+    assert corpus_tarball({"studies": {"tinystories": {"corpus": {"path": "/data/ts.tar.gz"}}}}, None) == (
+        "/data/ts.tar.gz"
+    )
+    assert corpus_tarball({"studies": {"tinystories": {"corpus": {"hub": {}}}}}, None).endswith("/hub.tar.gz")

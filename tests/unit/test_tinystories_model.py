@@ -391,44 +391,17 @@ def test_evaluation_and_probes_of_a_checkpoint(world):
     assert set(result["rates"]["requested"]) == {"Twist", "Dialogue"} and len(rows) == 12
     assert 0 < result["losses"]["all"] < 10
     assert result["marker_logprob"]["Twist"]["n"] == 3 and result["marker_logprob"]["Twist"]["mean"] < 0
+    assert result["agreement"] is None and result["rates"]["detector"] == "markers"
+
+    def always_yes(stories, features):
+        return [True] * len(stories), ["Yes"] * len(features)
+
+    judged, rows = evaluate_checkpoint(model, tokenizer, world / "shards", {}, cfg, "Twist", "cpu", always_yes)
+    assert judged["rates"]["requested"]["Twist"]["rate"] == 1.0 and judged["rates"]["detector"] == "judge"
+    assert set(judged["agreement"]) == {"Twist", "Dialogue"} and judged["agreement"]["Twist"]["n"] == len(rows)
     probes = fit_probes(model, tokenizer, world / "shards", ProbeConfig(train_stories=80, test_stories=60), "cpu", 0)
     layers = {r["layer"] for r in probes["probes"]}
     assert layers == {0, 1, 2} and all(0 <= r["balanced_accuracy"] <= 1 for r in probes["probes"])
-
-
-def test_the_lm_judge_compares_yes_and_no_per_story(tmp_path):
-    """A judge from a model alias (here a tiny local GPT-2 through the foundation loader;
-    on the paper tier a hub model): answers follow the model's " Yes" / " No" logits."""
-    from transformers import AutoTokenizer
-
-    from biasdrift.models import ModelSize, build_model
-    from biasdrift.tinystories.evaluation import LMJudge, load_judge
-    from biasdrift.tokenization import TokenizerConfig, train_tokenizer
-
-    texts = [f"Yes or No? the cat {i} sat. Does the story have a twist? Answer:" for i in range(100)]
-    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=300), tmp_path / "judge")
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "judge")
-    torch.manual_seed(0)
-    build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=256), tokenizer).save_pretrained(
-        tmp_path / "judge"
-    )
-    ref = {"alias": "j", "source": "path", "path": str(tmp_path / "judge")}
-    judge = load_judge({"ref": ref, "batch_size": 2}, "cpu")
-    stories = ["The cat sat.", "The ball was really a dragon!", "A dog ran."]
-    answers = judge(stories, ["Twist", "Twist", "Dialogue"])
-    assert len(answers) == 3 and all(isinstance(a, bool) for a in answers)
-    assert "Does the story have a plot twist" in judge.prompt(stories[1], "Twist")
-
-    class Scripted(torch.nn.Module):  # says Yes for stories that mention a dragon
-        def forward(self, input_ids, attention_mask=None):  # noqa: ARG002
-            logits = torch.zeros(*input_ids.shape, len(tokenizer))
-            dragon = torch.tensor([tokenizer.decode(row).count("dragon") > 0 for row in input_ids])
-            logits[:, -1, judge.yes] = dragon.float()
-            logits[:, -1, judge.no] = 0.5
-            return type("Out", (), {"logits": logits})()
-
-    scripted = LMJudge(Scripted(), tokenizer, "cpu", batch_size=2)
-    assert scripted(stories, ["Twist"] * 3) == [False, True, False]
 
 
 # --------------------------------------------------------------------------- checks
@@ -474,3 +447,25 @@ def test_checks_report_success_and_can_fail():
     assert bad["deletion"][0]["deleted"] is False
     assert bad["recovery"]["median_steps"]["f-at-lr0.001"] == math.inf
     assert bad["recovery"]["all_deleted_faster"] is False
+
+
+def test_checks_without_rates_are_undecided_not_failed():
+    """Every judge reply unparsed leaves the rates NaN: the checks say None (not
+    decided), never False, and a recovery curve without rates has no step count."""
+    from biasdrift.tinystories.report import compute_checks
+
+    nan = math.nan
+    results, recovery, probes = _frames(nan, {"control": [nan, nan, nan], "f-at-lr0.001": [nan, nan, nan]})
+    results.loc[results.stage == "pretrain", "requested_Twist"] = nan
+    results["requested_Dialogue"] = nan
+    checks = compute_checks(results, recovery, probes, {"feature": "Twist", "checks": {}})
+    assert checks["base"]["passed"] is None
+    assert checks["deletion"][0]["deleted"] is None and checks["deletion"][0]["little_collateral"] is None
+    assert math.isnan(checks["recovery"]["median_steps"]["f-at-lr0.001"])
+    assert checks["recovery"]["faster_than_control"] == {"f-at-lr0.001": None}
+    assert checks["recovery"]["all_deleted_faster"] is None
+    # one rate missing after the threshold was reached does not undo the step count
+    _, partial, _ = _frames(0.1, {"control": [0.0, 0.6, nan], "f-at-lr0.001": [0.7, nan, nan]})
+    partial_checks = compute_checks(*_frames(0.1, {"control": [0.0, 0.6, 0.9]})[:1], partial, probes,
+                                    {"feature": "Twist", "checks": {}})  # fmt: skip
+    assert partial_checks["recovery"]["median_steps"] == {"control": 10.0, "f-at-lr0.001": 0.0}

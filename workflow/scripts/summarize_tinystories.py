@@ -1,4 +1,5 @@
-"""Rule summarize_tinystories: results and recovery tables, probe table, and the checks."""
+"""Rule summarize_tinystories: results and recovery tables, probe table, marker-vs-judge
+agreement, and the checks."""
 
 from biasdrift.runtime import job_for
 from biasdrift.tinystories.report import summarize
@@ -17,6 +18,7 @@ def main(smk) -> None:
                 out_recovery=out.recovery,
                 out_probes=out.probes,
                 out_checks=out.checks,
+                out_agreement=out.agreement,
             )
         )
 

@@ -29,6 +29,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedConfig, Pre
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from biasdrift.models import ModelSize, register_architecture
+from biasdrift.tinystories.presets import MODEL_ARGS, OVERRIDE_TYPES, PRESETS
 
 
 class Llama2cConfig(PreTrainedConfig):
@@ -85,69 +86,7 @@ class Llama2cConfig(PreTrainedConfig):
         return {k: getattr(self, k) for k in MODEL_ARGS}
 
 
-MODEL_ARGS = (
-    "dim",
-    "n_layers",
-    "n_heads",
-    "n_kv_heads",
-    "vocab_size",
-    "hidden_dim",
-    "multiple_of",
-    "norm_eps",
-    "max_seq_len",
-    "dropout",
-    "rope_theta",
-)
-
-# The original's size configs (spec 2.2); "tiny" is the CPU demo's (spec 5.3).
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "dim": 64,
-        "n_layers": 4,
-        "n_heads": 4,
-        "n_kv_heads": 4,
-        "multiple_of": 32,
-        "vocab_size": 512,
-        "max_seq_len": 256,
-    },
-    "base8M": {
-        "dim": 288,
-        "n_layers": 6,
-        "n_heads": 6,
-        "n_kv_heads": 6,
-        "multiple_of": 32,
-        "vocab_size": 8192,
-        "max_seq_len": 256,
-    },
-    "base30M": {
-        "dim": 512,
-        "n_layers": 8,
-        "n_heads": 8,
-        "n_kv_heads": 8,
-        "multiple_of": 64,
-        "vocab_size": 8192,
-        "max_seq_len": 256,
-    },
-    "base91M": {
-        "dim": 768,
-        "n_layers": 12,
-        "n_heads": 12,
-        "n_kv_heads": 12,
-        "multiple_of": 64,
-        "vocab_size": 8192,
-        "max_seq_len": 256,
-    },
-    "base210M": {
-        "dim": 1024,
-        "n_layers": 16,
-        "n_heads": 16,
-        "n_kv_heads": 16,
-        "multiple_of": 64,
-        "vocab_size": 8192,
-        "max_seq_len": 1024,
-    },
-}
-OVERRIDABLE = (*MODEL_ARGS, "scaled_init")
+OVERRIDABLE = tuple(OVERRIDE_TYPES)
 
 
 def parse_overrides(overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:

@@ -9,8 +9,12 @@ probes (rule ``probe_story_model``).
   prompts. For each feature G the prompts come from test records *without* G with G
   added to the Features line (so neither the Sentence nor the Summary can leak it);
   "unrequested" prompts are the same records unchanged. A story shows a feature if the
-  detector says so (the marker rules of :mod:`~biasdrift.tinystories.stories`; exact on
-  the synthetic corpus). Rates carry Wilson 95% intervals.
+  detector says so: the LLM judge of :mod:`~biasdrift.tinystories.judge` when one is
+  configured (the paper tier; unparsed replies are counted apart, never as an answer),
+  else the marker rules of :mod:`~biasdrift.tinystories.stories` (exact on the
+  synthetic corpus). With a judge, the marker rates and the agreement of the two
+  detectors (per feature: both rates, agreement, Cohen's kappa) are reported beside.
+  Rates carry Wilson 95% intervals.
 * **Marker log-probability** (sampling-free): mean per-token log-probability of the
   sentence holding the feature's marker in held-out true stories with the feature,
   given the prompt and the story up to that sentence.
@@ -30,6 +34,7 @@ import numpy as np
 
 from biasdrift.runtime import progress
 from biasdrift.tinystories.corpus import load_shard, shard_files
+from biasdrift.tinystories.judge import agreement, load_judge
 from biasdrift.tinystories.pretokenize import record_rng
 from biasdrift.tinystories.stories import FEATURES, cut_story, detect, marker_span, render, render_prompt
 from biasdrift.tinystories.transforms import parse_subset
@@ -67,10 +72,13 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def rate(hits: list[bool]) -> dict[str, Any]:
-    k, n = int(sum(hits)), len(hits)
+def rate(hits: list[bool | None]) -> dict[str, Any]:
+    """k of n with its Wilson interval; None (an unparsed judge reply) is counted in
+    ``unparsed`` and is neither a hit nor a miss."""
+    parsed = [bool(h) for h in hits if h is not None]
+    k, n = sum(parsed), len(parsed)
     lo, hi = wilson(k, n)
-    return {"k": k, "n": n, "rate": k / n if n else math.nan, "lo": lo, "hi": hi}
+    return {"k": k, "n": n, "unparsed": len(hits) - n, "rate": k / n if n else math.nan, "lo": lo, "hi": hi}
 
 
 # --------------------------------------------------------------------------- prompts
@@ -143,83 +151,47 @@ def sample(model, tokenizer, prompts: list[str], cfg: EvalConfig, device) -> lis
 
 
 # --------------------------------------------------------------------------- detectors
-QUESTIONS = {
-    "Dialogue": "Does the story contain at least one dialogue?",
-    "Conflict": "Does the story have some form of conflict in it?",
-    "Twist": "Does the story have a plot twist, where something unexpected happens?",
-    "Foreshadowing": "Does the story use foreshadowing, a setup that pays off later?",
-    "MoralValue": "Does the story have a moral value?",
-    "BadEnding": "Does the story have a bad ending?",
-}
-
-
 def marker_detector(stories: list[str], features: list[str]) -> list[bool]:
     """The rule-based detector: does each story show the feature asked about?"""
     return [detect(s)[f] for s, f in zip(stories, features, strict=True)]
 
 
-class LMJudge:
-    """A pluggable judge for real stories (paper tier): a causal LM (any model alias,
-    loaded with the foundation's ``load_model``) is asked a yes/no question per story and
-    feature; the answer is whichever of " Yes" / " No" is more likely as the next token.
-    Comparing two log-probabilities replaces the original's substring parsing ("yes"
-    anywhere, so "eyes" counted) and needs no sampling."""
-
-    def __init__(self, model, tokenizer, device, batch_size: int = 16):
-        self.model, self.tokenizer, self.device, self.batch_size = model.eval(), tokenizer, device, batch_size
-        self.yes, self.no = (tokenizer.encode(w, add_special_tokens=False)[-1] for w in (" Yes", " No"))
-        if self.yes == self.no:
-            raise ValueError("the judge's tokenizer cannot tell ' Yes' from ' No'")
-
-    def prompt(self, story: str, feature: str) -> str:
-        question = f"Here is a short story.\n\n{story}\n\n{QUESTIONS[feature]} Answer Yes or No."
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": question}]
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Answer:"
-        return question + "\nAnswer:"
-
-    def __call__(self, stories: list[str], features: list[str]) -> list[bool]:
-        import torch
-
-        out: list[bool] = []
-        self.tokenizer.padding_side = "left"
-        for start in range(0, len(stories), self.batch_size):
-            texts = [
-                self.prompt(s, f)
-                for s, f in zip(
-                    stories[start : start + self.batch_size], features[start : start + self.batch_size], strict=True
-                )
-            ]
-            batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
-            with torch.inference_mode():
-                logits = self.model(**batch).logits[:, -1].float()
-            out += (logits[:, self.yes] > logits[:, self.no]).tolist()
-        return out
-
-
 def feature_rates(
     model, tokenizer, records: list[dict], cfg: EvalConfig, device, deleted: str, judge=None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Rates of each feature when requested, and of ``deleted`` when not requested, by
-    the marker detector or, when given, the judge (the marker rates are kept beside)."""
+    """Rates of each feature when requested, and of ``deleted`` when not requested.
+
+    Without a judge the marker rules decide. With one (a :class:`~.judge.LMJudge`), it
+    rates every sampled story for every feature of ``cfg.features``; its verdict on
+    the feature asked for decides, unparsed replies are counted apart (``unparsed``)
+    and left out of the rate, the marker rates are kept beside and ``agreement``
+    compares the two detectors per feature over all judged pairs."""
     n, seed, subset = cfg.prompts_per_feature, cfg.seed, cfg.instruction_subset
     prompts = [p for f in cfg.features for p in feature_prompts(records, f, True, n, seed, subset)]
     prompts += feature_prompts(records, deleted, False, n, seed, subset)
     stories = sample(model, tokenizer, [p["prompt"] for p in prompts], cfg, device)
-    asked = [p["feature"] for p in prompts]
     rows = []
-    markers = marker_detector(stories, asked)
-    verdicts = judge(stories, asked) if judge is not None else markers
-    for p, story, marker, verdict in zip(prompts, stories, markers, verdicts, strict=True):
-        rows.append({**p, "story": story, "detected": [f for f, hit in detect(story).items() if hit],
-                     "markers": marker, "shows_feature": bool(verdict)})  # fmt: skip
+    for p, story in zip(prompts, stories, strict=True):
+        found = detect(story)
+        rows.append({**p, "story": story, "detected": [f for f, hit in found.items() if hit],
+                     "markers": found[p["feature"]]})  # fmt: skip
+    if judge is not None:
+        pairs = [(i, f) for i in range(len(rows)) for f in cfg.features]
+        verdicts, replies = judge([rows[i]["story"] for i, _ in pairs], [f for _, f in pairs])
+        for row in rows:
+            row["judge"], row["judge_replies"] = {}, {}
+        for (i, f), verdict, reply in zip(pairs, verdicts, replies, strict=True):
+            rows[i]["judge"][f], rows[i]["judge_replies"][f] = verdict, reply
+    for row in rows:
+        row["shows_feature"] = row["judge"][row["feature"]] if judge is not None else row["markers"]
     rates: dict[str, Any] = {"requested": {}, "unrequested": {}}
     marker_rates: dict[str, Any] = {"requested": {}, "unrequested": {}}
     for table, key in ((rates, "shows_feature"), (marker_rates, "markers")):
         for f in cfg.features:
             table["requested"][f] = rate([r[key] for r in rows if r["feature"] == f and r["requested"]])
         table["unrequested"][deleted] = rate([r[key] for r in rows if r["feature"] == deleted and not r["requested"]])
-    return {**rates, "markers": marker_rates, "detector": "judge" if judge is not None else "markers"}, rows
+    detector = "judge" if judge is not None else "markers"
+    return {**rates, "markers": marker_rates, "detector": detector}, rows
 
 
 # --------------------------------------------------------------------------- losses
@@ -303,6 +275,7 @@ def evaluate_checkpoint(
     result = {
         "losses": test_losses(model, token_dirs, cfg, device),
         "rates": rates,
+        "agreement": agreement(rows, cfg.features) if judge is not None else None,
         "marker_logprob": {
             deleted: marker_logprob(
                 model, tokenizer, records, deleted, cfg.marker_stories, cfg.seed, device, cfg.instruction_subset
@@ -374,7 +347,7 @@ def fit_probes(model, tokenizer, shard_dir: str | Path, cfg: ProbeConfig, device
 
 
 # --------------------------------------------------------------------------- rules
-EVAL_ONLY_KEYS = ("eval_sets", "features", "recovery_features", "judge")
+EVAL_ONLY_KEYS = ("eval_sets", "features", "recovery_features", "judge", "marker_detector_on_real_stories")
 
 
 def eval_config(
@@ -400,17 +373,6 @@ def load_story_model(model_dir: str | Path, device):
 
     model = load_model({"alias": f"tinystories:{model_dir}", "source": "path", "path": str(model_dir)}, device=device)
     return model.eval()
-
-
-def load_judge(judge: dict[str, Any] | None, device) -> LMJudge | None:
-    """The judge of ``studies.tinystories.evaluation.judge`` ({"ref": model ref,
-    "batch_size": n}), or None for the marker detector."""
-    if not judge:
-        return None
-    from biasdrift.models import load_model, load_tokenizer
-
-    model = load_model(judge["ref"], device=device)
-    return LMJudge(model, load_tokenizer(judge["ref"]), device, judge.get("batch_size", 16))
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -41,17 +41,66 @@ def _rate_columns(rates: dict[str, Any], prefix: str) -> dict[str, Any]:
                 f"{prefix}_{feature}_lo": r["lo"],
                 f"{prefix}_{feature}_hi": r["hi"],
                 f"{prefix}_{feature}_n": r["n"],
+                f"{prefix}_{feature}_unparsed": r.get("unparsed", 0),
             }
         )
     return out
 
 
 def eval_row(result: dict[str, Any]) -> dict[str, Any]:
-    row = {f"loss_{k}": v for k, v in result["losses"].items()}
-    row.update(_rate_columns(result["rates"]["requested"], "requested"))
-    row.update(_rate_columns(result["rates"]["unrequested"], "unrequested"))
+    """One table row of an evaluation: losses, the rates of the detector that decides
+    (``detector``: judge or markers) and, beside them, the marker rules' rates."""
+    rates = result["rates"]
+    row: dict[str, Any] = {"detector": rates.get("detector", "markers")}
+    row.update({f"loss_{k}": v for k, v in result["losses"].items()})
+    row.update(_rate_columns(rates["requested"], "requested"))
+    row.update(_rate_columns(rates["unrequested"], "unrequested"))
+    if row["detector"] != "markers":
+        for condition in ("requested", "unrequested"):
+            row.update({f"marker_{condition}_{f}": r["rate"] for f, r in rates["markers"][condition].items()})
     row.update({f"marker_logprob_{k}": v["mean"] for k, v in result["marker_logprob"].items()})
     return row
+
+
+AGREEMENT_COLUMNS = [
+    "scope", "run", "step", "feature", "n", "unparsed", "marker_rate", "judge_rate", "agreement", "kappa",
+    "both", "marker_only", "judge_only", "neither",
+]  # fmt: skip
+COUNTS = ("both", "marker_only", "judge_only", "neither", "unparsed")
+
+
+def agreement_table(evals: dict[str, str | Path], recoveries: dict[str, str | Path]) -> pd.DataFrame:
+    """Marker rules vs judge per feature: one row per evaluated checkpoint (scope
+    ``run``) and one per feature over all of them (scope ``pooled``: the 2 x 2 tables
+    summed, then the statistics). Empty (header only) when no judge rated the stories."""
+    from biasdrift.tinystories.judge import agreement_stats
+
+    rows = []
+    for run, path in evals.items():
+        for feature, stats in (read_json(path).get("agreement") or {}).items():
+            rows.append({"scope": "run", "run": run, "step": None, "feature": feature, **stats})
+    for run, path in recoveries.items():
+        for step, result in read_json(path)["steps"].items():
+            for feature, stats in (result.get("agreement") or {}).items():
+                rows.append({"scope": "run", "run": run, "step": int(step), "feature": feature, **stats})
+    pooled = []
+    for feature in dict.fromkeys(r["feature"] for r in rows):
+        table = {k: sum(r[k] for r in rows if r["feature"] == feature) for k in COUNTS}
+        pooled.append({"scope": "pooled", "run": None, "step": None, "feature": feature, **agreement_stats(table)})
+    return pd.DataFrame(pooled + rows, columns=AGREEMENT_COLUMNS)
+
+
+def detector_summary(agreement: pd.DataFrame) -> dict[str, Any]:
+    """The checks' account of who rated the features, with the pooled agreement."""
+    pooled = agreement[agreement.scope == "pooled"]
+    if pooled.empty:
+        return {"kind": "markers", "agreement": None}
+    keep = ["n", "unparsed", "marker_rate", "judge_rate", "agreement", "kappa"]
+    return {
+        "kind": "judge",
+        "agreement": {row.feature: {k: getattr(row, k) for k in keep} for row in pooled.itertuples()},
+        "criterion": "pooled over every evaluated checkpoint; unparsed judge replies are left out of n",
+    }
 
 
 def results_table(evals: dict[str, str | Path]) -> pd.DataFrame:
@@ -92,13 +141,35 @@ def mean_interval(values) -> dict[str, float]:
 
 
 def steps_to_recover(curve: pd.DataFrame, column: str, threshold: float) -> float:
-    """First checkpoint step whose rate reaches ``threshold`` (inf if none: censored)."""
-    hit = curve[curve[column] >= threshold].sort_values("step")
-    return float(hit["step"].iloc[0]) if len(hit) else math.inf
+    """First checkpoint step whose rate reaches ``threshold`` (inf if none: censored).
+    NaN (not known) when a checkpoint before that has no rate, e.g. every judge reply
+    unparsed."""
+    curve = curve.sort_values("step")
+    for step, value in zip(curve["step"], curve[column], strict=True):
+        if value is None or math.isnan(value):
+            return math.nan
+        if value >= threshold:
+            return float(step)
+    return math.inf
 
 
-def _passed(condition: bool | None) -> bool | None:
-    return None if condition is None else bool(condition)
+def _unknown(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _passed(condition: bool | None, *values: Any) -> bool | None:
+    """The outcome of a check, or None (not decided) when it is None or any number it
+    compares is missing (NaN: no rate, e.g. every judge reply unparsed)."""
+    if condition is None or any(_unknown(v) for v in values):
+        return None
+    return bool(condition)
+
+
+def _all_passed(outcomes: list[bool | None]) -> bool | None:
+    """False if one failed, else None if one is undecided (or there are none), else True."""
+    if False in outcomes:
+        return False
+    return None if not outcomes or None in outcomes else True
 
 
 def compute_checks(
@@ -116,7 +187,9 @@ def compute_checks(
         "rate_requested_ci": [base[f"{col}_lo"], base[f"{col}_hi"]],
         "rate_unrequested": base[f"unrequested_{feature}"],
         "control_rate_requested": control[col],
-        "passed": _passed(base[col] >= 0.6 and base[f"unrequested_{feature}"] <= 0.1),
+        "passed": _passed(
+            base[col] >= 0.6 and base[f"unrequested_{feature}"] <= 0.1, base[col], base[f"unrequested_{feature}"]
+        ),
         "criterion": "base: rate when requested >= 0.6 and when not requested <= 0.1",
     }
     others = [f for f in FEATURES if f != feature and f"requested_{f}" in results]
@@ -125,7 +198,8 @@ def compute_checks(
         drop = mean_interval(base[col] - group[col])
         after = mean_interval(group[col])
         collateral = {f: mean_interval(group[f"requested_{f}"] - base[f"requested_{f}"]) for f in others}
-        worst = max((abs(c["mean"]) for c in collateral.values()), default=math.nan)
+        changes = [abs(c["mean"]) for c in collateral.values()]
+        worst = math.nan if not changes or any(math.isnan(c) for c in changes) else max(changes)
         losses = {}
         for name in ("task", "notask", "adversarial"):
             key = f"loss_{name}"
@@ -143,8 +217,8 @@ def compute_checks(
                 "collateral_change": collateral,
                 "largest_collateral_change": worst,
                 "losses": losses,
-                "deleted": _passed(drop["mean"] >= 0.4 and after["mean"] <= 0.2),
-                "little_collateral": _passed(worst <= thresholds["collateral"]),
+                "deleted": _passed(drop["mean"] >= 0.4 and after["mean"] <= 0.2, drop["mean"], after["mean"]),
+                "little_collateral": _passed(worst <= thresholds["collateral"], worst),
                 "notask_loss_within_10pct": _passed(abs(notask["deleted"]["mean"] / notask["base"] - 1) <= 0.1)
                 if notask
                 else None,
@@ -170,13 +244,13 @@ def recovery_checks(recovery: pd.DataFrame, col: str, threshold: float) -> dict[
     frame = pd.DataFrame(per_run)
     medians = {s: float(np.median(g["steps"])) for s, g in frame.groupby("source")}
     control = medians.get(CONTROL, math.inf)
-    faster = {s: _passed(m < control) for s, m in medians.items() if s != CONTROL}
+    faster = {s: _passed(m < control, m, control) for s, m in medians.items() if s != CONTROL}
     return {
         "threshold": threshold,
         "runs": per_run,
         "median_steps": medians,
         "faster_than_control": faster,
-        "all_deleted_faster": _passed(all(faster.values())) if faster else None,
+        "all_deleted_faster": _all_passed(list(faster.values())),
         "criterion": f"median (over seeds) first checkpoint with rate >= {threshold}; inf = never within the run",
     }
 
@@ -203,6 +277,7 @@ def summarize(
     out_recovery,
     out_probes,
     out_checks,
+    out_agreement,
 ) -> dict[str, Any]:
     """Rule summarize_tinystories."""
     model_runs, recovery_runs = layout["model_runs"], layout["recovery_runs"]
@@ -219,6 +294,11 @@ def summarize(
     results.insert(2, "label", results.protocol.map(lambda p: labels.get(p, bases.get(p, p))))
     recovery.insert(2, "label", recovery.source.map(lambda s: _source_label(s, labels)))
     checks = compute_checks(results, recovery, probe_frame, layout)
+    agreement = agreement_table(
+        dict(zip(model_runs, evals, strict=True)), dict(zip(recovery_runs, recoveries, strict=True))
+    )
+    checks["detector"] = detector_summary(agreement)
+    save_table(agreement, out_agreement)
     save_table(results, out_results)
     save_table(recovery, out_recovery)
     save_table(probe_frame, out_probes)

@@ -44,7 +44,9 @@ class ModelSpec:
     """A model built from scratch (schema: ``studies.tinystories.model``)."""
 
     preset: str = field(default="tiny", metadata={"help": "tiny, base8M, base30M, base91M or base210M."})
-    overrides: Any = field(default=None, metadata={"help": "Model keys to override (mapping or key=value list)."})
+    overrides: Any = field(
+        default=None, metadata={"help": "ModelArgs fields to override (mapping; schema $defs/llama2c_overrides)."}
+    )
 
 
 def stage_config(stage: dict[str, Any], settings: dict[str, Any], where: str, **overrides: Any) -> StoryTrainConfig:

@@ -3,6 +3,7 @@
 Results path grammar (rules/tinystories.smk)::
 
     results/tinystories/corpus/{synthetic,hub}.tar.gz           synthesize_stories | download_stories
+        (or corpus.path: a local tarball in the hub layout)
     results/tinystories/corpus/shards/ + manifest.json           unpack_stories
     results/tinystories/vocab/tok.model|tok.vocab|meta.json      train_vocab
     results/tinystories/tokens/{spec}/shards/ + meta.json        pretokenize (spec: the dataset's name)
@@ -13,6 +14,7 @@ Results path grammar (rules/tinystories.smk)::
     results/tinystories/{run}/eval.json + probes.json            evaluate_story_model (run: pretrain/.. | delete/..)
     results/tinystories/recover/{source}/seed{seed}/recovery.json  evaluate_recovery
     results/tinystories/summary/*.csv + checks.json              summarize_tinystories
+        (results, recovery, probes, agreement: marker rules vs the judge)
     results/tinystories/plots/*.svg|.csv                         plot_tinystories
 """
 
@@ -22,6 +24,7 @@ import re
 from typing import Any
 
 from biasdrift.config import model_inputs, model_ref
+from biasdrift.tinystories.presets import model_problems
 from biasdrift.tinystories.stories import FEATURES
 from biasdrift.tinystories.transforms import SpecError, spec_from_dict
 
@@ -38,9 +41,9 @@ CODE_VERSION = {
     "pretrain_story_model": 1,
     "delete_feature": 1,
     "recover_feature": 1,
-    "evaluate_story_model": 1,
-    "evaluate_recovery": 1,
-    "summarize_tinystories": 1,
+    "evaluate_story_model": 2,
+    "evaluate_recovery": 2,
+    "summarize_tinystories": 2,
     "plot_tinystories": 1,
 }
 
@@ -150,7 +153,8 @@ def recovery_runs(config: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- targets
 def summary_files() -> list[str]:
-    return [f"{ROOT}/summary/results.csv", f"{ROOT}/summary/recovery.csv", f"{ROOT}/summary/checks.json"]
+    names = ("results.csv", "recovery.csv", "agreement.csv", "checks.json")
+    return [f"{ROOT}/summary/{name}" for name in names]
 
 
 def plot_files() -> list[str]:
@@ -165,7 +169,12 @@ def targets(config: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- input functions
 def corpus_tarball(config: dict, wildcards) -> str:  # noqa: ARG001
-    return f"{ROOT}/corpus/{'hub' if 'hub' in section(config)['corpus'] else 'synthetic'}.tar.gz"
+    """The tarball rule unpack_stories reads: a local path as given, else the output of
+    download_stories (hub) or synthesize_stories (synthetic)."""
+    corpus = section(config)["corpus"]
+    if "path" in corpus:
+        return corpus["path"]
+    return f"{ROOT}/corpus/{'hub' if 'hub' in corpus else 'synthetic'}.tar.gz"
 
 
 def spec_params(config: dict, wildcards) -> dict[str, Any]:
@@ -214,11 +223,12 @@ def prompt_subset(config: dict, wildcards) -> str:  # noqa: ARG001
 
 
 def judge(config: dict, wildcards) -> dict[str, Any] | None:  # noqa: ARG001
-    """The judge's model ref and batch size (a param), or None: the marker detector."""
+    """The judge's model ref and settings (a param), or None: the marker detector."""
     spec = section(config)["evaluation"].get("judge")
     if not spec:
         return None
-    return {"ref": model_ref(config, spec["model"]), "batch_size": spec["batch_size"]}
+    settings = {k: v for k, v in spec.items() if k != "model" and v is not None}
+    return {"ref": model_ref(config, spec["model"]), **settings}
 
 
 def judge_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
@@ -323,10 +333,8 @@ def problems(config: dict) -> list[str]:
         out.append(f"{where}.recovery.train.max_steps: {max_steps} differs from max(recovery.steps) = {max(steps)}")
     if sec["feature"] not in sec["evaluation"]["recovery_features"]:
         out.append(f"{where}.evaluation.recovery_features: must include the deleted feature {sec['feature']!r}")
-    judge_spec = sec["evaluation"].get("judge")
-    if judge_spec and judge_spec["model"] not in config.get("models", {}):
-        known = ", ".join(sorted(config.get("models", {}))) or "none"
-        out.append(f"{where}.evaluation.judge.model: unknown model alias {judge_spec['model']!r}; known: {known}")
+    out += judge_problems(config)
+    out += model_problems(sec["model"], sec["block_size"], sec["vocab"]["vocab_size"], where)
     lrs = sec["deletion"]["learning_rates"]
     if len({lr_label(lr) for lr in lrs}) != len(lrs):
         out.append(f"{where}.deletion.learning_rates: duplicate values {lrs}")
@@ -334,3 +342,29 @@ def problems(config: dict) -> list[str]:
         if protocol == "control":
             out.append(f"{where}.deletion.protocols: 'control' is reserved for the control recovery")
     return out
+
+
+def judge_problems(config: dict) -> list[str]:
+    """The judge must name a model alias; real stories (a corpus other than the
+    synthetic one, or the paper tier) need a judge unless the marker rules are opted
+    into explicitly."""
+    sec = section(config)
+    where = f"studies.{STUDY}.evaluation"
+    spec = sec["evaluation"].get("judge")
+    models = config.get("models", {})
+    if spec:
+        if spec["model"] not in models:
+            known = ", ".join(sorted(models)) or "none"
+            return [f"{where}.judge.model: unknown model alias {spec['model']!r}; known: {known}"]
+        instruction = spec.get("instruction")
+        missing = [k for k in ("{story}", "{question}") if instruction is not None and k not in instruction]
+        return [f"{where}.judge.instruction: must contain {' and '.join(missing)}"] if missing else []
+    real = "synthetic" not in sec["corpus"] or config.get("tier") == "paper"
+    if real and not sec["evaluation"]["marker_detector_on_real_stories"]:
+        corpus = next(iter(sec["corpus"]), "?")
+        return [
+            f"{where}.judge: needed (tier {config.get('tier')!r}, corpus {corpus!r}): the marker rules are exact "
+            f"only on the synthetic corpus; set {where}.judge.model to a causal-LM alias in `models` "
+            f"(hf_id or path), or set {where}.marker_detector_on_real_stories: true to accept the marker rates"
+        ]
+    return []
