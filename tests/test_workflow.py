@@ -31,9 +31,22 @@ def planned_jobs(dry_run_stdout: str) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------- dry runs
+# Inputs of config/paper/*.yaml that the user supplies (never shipped) and that the
+# dry-run checks: synthetic stand-ins, written only into the disposable copy.
+PAPER_PLACEHOLDERS = {
+    # study politune: the Political Compass statements (the parse-time check reads the header)
+    "resources/downloads/politune/pc_statements.tsv": "id\ttext\taxis\tdirection\tw0\tw1\tw2\tw3\n",
+}
+
+
 @pytest.fixture(scope="module")
 def dry_copy(tmp_path_factory):
-    return copy_workflow(tmp_path_factory.mktemp("dry"))
+    work = copy_workflow(tmp_path_factory.mktemp("dry"))
+    for path, text in PAPER_PLACEHOLDERS.items():
+        if not (work / path).exists():
+            (work / path).parent.mkdir(parents=True, exist_ok=True)
+            (work / path).write_text(text)
+    return work
 
 
 def test_default_config_dry_runs(dry_copy):

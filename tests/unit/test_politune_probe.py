@@ -190,6 +190,24 @@ def test_logprob_probe_is_deterministic_and_normalised(tiny):
     assert probe.option_prefixes(tokenizer, CHAT, "Rate it.") == [" 0", " 1", " 2", " 3"]
 
 
+def test_logprob_probe_scores_the_compass_from_its_answers(tiny):
+    model, tokenizer = tiny
+    statements = probe.read_statements(RESOURCES / "statements.tsv").head(4)
+    for k, column in enumerate(probe.WEIGHT_COLUMNS):  # made-up weights: agreeing moves the coded way
+        statements[column] = statements["sign"] * (k - 1.5)
+    cfg = probe.ProbeConfig(question=world.RATING_QUESTION, bootstrap=20, compass={"statements": None})
+    result = probe.run_probe(model, tokenizer, CHAT, statements, cfg, seed=0, device="cpu")
+    table = result["responses"]
+    assert (
+        table[list(probe.WEIGHT_COLUMNS)].to_numpy().tolist()
+        == statements[list(probe.WEIGHT_COLUMNS)].to_numpy().tolist()
+    )
+    picked = [row[f"w{int(row['choice'])}"] for _, row in table.iterrows()]
+    economic = 0.38 + sum(w for w, axis in zip(picked, table["axis"], strict=True) if axis == "economic") / 8.0
+    assert result["compass"]["economic"] == pytest.approx(economic) and result["compass"]["n_samples"] == 1
+    assert result["compass"]["social"] == pytest.approx(2.41)  # the four are economic: social is the offset
+
+
 def test_generate_mode_parses_every_sample(tiny):
     model, tokenizer = tiny
     statements = probe.read_statements(RESOURCES / "statements.tsv").head(2)
