@@ -44,7 +44,7 @@ import pandas as pd
 
 from biasdrift.data import DataError, read_dataset
 from biasdrift.politune.formatting import FormatConfig, encode, render_completion, render_prompt
-from biasdrift.politune.logprobs import completion_logps
+from biasdrift.politune.logprobs import branching_logps, completion_logps
 
 log = logging.getLogger(__name__)
 
@@ -193,18 +193,12 @@ def option_prefixes(tokenizer, fmt: FormatConfig, question: str) -> list[str]:
 def probe_logprob(model, tokenizer, fmt: FormatConfig, statements: pd.DataFrame, cfg: ProbeConfig, device):
     """One row per statement: the four options' log-probabilities, their renormalised
     probabilities, the unnormalised mass (<= 1), the argmax and the expected answer."""
-    pairs, index = [], []
-    for i, text in enumerate(statements["text"]):
+    encoded = []  # per statement: the four (prompt_ids, option_ids)
+    for text in statements["text"]:
         question = cfg.question.format(statement=text)
         prompt_text = render_prompt(tokenizer, fmt, question)
-        for k, option_text in enumerate(option_prefixes(tokenizer, fmt, question)):
-            prompt_ids, option_ids = encode(tokenizer, prompt_text, option_text)
-            pairs.append((prompt_ids, option_ids))
-            index.append((i, k))
-    logps = completion_logps(model, pairs, _pad_id(tokenizer), device, cfg.batch_size, desc="statement probe")
-    table = np.full((len(statements), len(OPTIONS)), np.nan)
-    for (i, k), value in zip(index, logps, strict=True):
-        table[i, k] = value
+        encoded.append([encode(tokenizer, prompt_text, o) for o in option_prefixes(tokenizer, fmt, question)])
+    table = _option_logps(model, encoded, _pad_id(tokenizer), device, cfg.batch_size)
     probs = np.exp(table - table.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     out = statements[["id", "axis", "direction", "sign"]].copy()
@@ -218,6 +212,25 @@ def probe_logprob(model, tokenizer, fmt: FormatConfig, statements: pd.DataFrame,
     out["parse_method"] = "logprob"
     out["response"] = None
     return out
+
+
+def _option_logps(model, encoded: list[list[tuple[list[int], list[int]]]], pad_id: int, device, batch_size: int):
+    """``[statements, 4]`` log-probabilities of the options. When the four options of a
+    statement are the same tokens but for the last one, after the same prompt tokens (the
+    usual case: " 0" .. " 3" is one token, or a shared space and the digit), one forward
+    pass per statement scores all four; otherwise each (prompt, option) on its own."""
+    stems, candidates = [], None
+    for options in encoded:
+        prompt, first = options[0]
+        last = [option[-1] for _, option in options]
+        same_stem = all(p == prompt and o[:-1] == first[:-1] for p, o in options)
+        if not same_stem or len(set(last)) < len(last) or (candidates is not None and last != candidates):
+            pairs = [pair for opts in encoded for pair in opts]
+            logps = completion_logps(model, pairs, pad_id, device, batch_size, desc="statement probe")
+            return np.asarray(logps, dtype=float).reshape(len(encoded), len(OPTIONS))
+        stems.append((prompt, first[:-1]))
+        candidates = last
+    return np.asarray(branching_logps(model, stems, candidates, pad_id, device, batch_size, "statement probe"))
 
 
 def _pad_id(tokenizer) -> int:
