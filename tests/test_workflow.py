@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from biasdrift.config import duplicate_keys
-from tests.conftest import FAKE_TOKEN, TINY, copy_workflow, snakemake
+from tests.conftest import FAKE_TOKEN, TINY, add_paper_placeholders, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -32,22 +32,9 @@ def planned_jobs(dry_run_stdout: str) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------- dry runs
-# Inputs of config/paper/*.yaml that the user supplies (never shipped) and that the
-# dry-run checks: synthetic stand-ins, written only into the disposable copy.
-PAPER_PLACEHOLDERS = {
-    # study politune: the Political Compass statements (the parse-time check reads the header)
-    "resources/downloads/politune/pc_statements.tsv": "id\ttext\taxis\tdirection\tw0\tw1\tw2\tw3\n",
-}
-
-
 @pytest.fixture(scope="module")
 def dry_copy(tmp_path_factory):
-    work = copy_workflow(tmp_path_factory.mktemp("dry"))
-    for path, text in PAPER_PLACEHOLDERS.items():
-        if not (work / path).exists():
-            (work / path).parent.mkdir(parents=True, exist_ok=True)
-            (work / path).write_text(text)
-    return work
+    return add_paper_placeholders(copy_workflow(tmp_path_factory.mktemp("dry")))
 
 
 def test_default_config_dry_runs(dry_copy):

@@ -183,6 +183,8 @@ def _statement_problems(config: dict, where: str) -> list[str]:
     if spec is None or "path" not in spec:
         return []
     path = Path(spec["path"])
+    if _built_by_the_workflow(path):
+        return []  # a smoke-tier fixture (rule build_smoke_dataset): checked when the probe reads it
     if not path.is_file():
         missing_file = f"the statements file {path} (dataset {alias!r}) does not exist"
         return [f"{where}.statements: {missing_file}. {STATEMENTS_FORMAT}"]
@@ -195,6 +197,12 @@ def _statement_problems(config: dict, where: str) -> list[str]:
             f"{', '.join(missing)} (its header: {', '.join(header)}). {STATEMENTS_FORMAT}"
         ]
     return []
+
+
+def _built_by_the_workflow(path: Path) -> bool:
+    from biasdrift.smoke.fixtures import DATASETS_DIR, dataset_fixtures
+
+    return path.parent == Path(DATASETS_DIR) and path.name in dataset_fixtures()
 
 
 def _header(path: Path) -> list[str] | None:
