@@ -7,7 +7,7 @@
 #   results/politune/{model}/{state}/*.parquet                    evaluate_politune
 #   results/politune/{model}/judge.parquet                        judge_answers
 #   results/politune/{model}/{side}/{method}/merged/              merge_adapter (merge: true)
-#   results/politune/summary.json + {scores,item_scores,preferences,training,judge}.csv   summarize_politune
+#   results/politune/summary.json + {scores,item_scores,preferences,training,judge,compass}.csv   summarize_politune
 # {state} is "base" or "{side}/{method}/step{N}" (N a configured step or "final").
 
 
@@ -140,6 +140,7 @@ rule summarize_politune:
         preferences="results/politune/preferences.csv",
         training="results/politune/training.csv",
         judge="results/politune/judge.csv",
+        compass="results/politune/compass.csv",
         manifest="results/politune/summary.manifest.json",
     log:
         "logs/politune/summarize_politune.log",

@@ -422,6 +422,7 @@ rule plot_circuits_ablation:
 # ---- politune ----
 #   results/politune/plots/{axes,trajectory,items,preference}.{svg,csv}   plot_politune
 #   results/politune/plots/judge.{svg,csv}                                plot_politune_judge
+#   results/politune/plots/compass.{svg,csv}                              plot_politune_compass
 
 
 rule plot_politune:
@@ -498,3 +499,28 @@ rule plot_politune_judge:
         "../environment.yml"
     script:
         "../workflow/scripts/plot_politune_judge.py"
+
+
+rule plot_politune_compass:
+    localrule: True
+    input:
+        summary="results/politune/summary.json",
+        compass="results/politune/compass.csv",
+    output:
+        svg=report(
+            "results/politune/plots/compass.svg",
+            caption="../workflow/report/politune_compass.rst",
+            category="politune",
+            subcategory="Statement probe",
+            labels={"figure": "Political Compass"},
+        ),
+        csv="results/politune/plots/compass.csv",
+        manifest="results/politune/plots/compass.manifest.json",
+    log:
+        "logs/politune/plots/plot_politune_compass.log",
+    params:
+        code_version=CODE_VERSION["plot_politune_compass"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_politune_compass.py"

@@ -13,6 +13,23 @@ from biasdrift.smoke.run import REPO, copy_workflow, offline_env
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+# Inputs of config/paper/*.yaml that the user supplies (never shipped) and that a dry-run
+# checks: synthetic stand-ins, for disposable copies of the workflow only.
+PAPER_PLACEHOLDERS = {
+    # study politune: the Political Compass statements (the parse-time check reads the header)
+    "resources/downloads/politune/pc_statements.tsv": "id\ttext\taxis\tdirection\tw0\tw1\tw2\tw3\n",
+}
+
+
+def add_paper_placeholders(work: Path) -> Path:
+    """Write the stand-ins of PAPER_PLACEHOLDERS into copy ``work`` where it has none."""
+    for path, text in PAPER_PLACEHOLDERS.items():
+        if not (work / path).exists():
+            (work / path).parent.mkdir(parents=True, exist_ok=True)
+            (work / path).write_text(text)
+    return work
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a test's snakemake run: offline, no HF_TOKEN."""
     return offline_env(**extra)

@@ -67,23 +67,28 @@ def test_tiny_run_trains_evaluates_and_summarises(tiny_run):
     assert "trajectory.svg" in report and "judge.svg" in report
 
 
+PC_STATEMENTS = "resources/downloads/politune/pc_statements.tsv"  # where config/paper/politune.yaml looks
+
+
 def test_paper_tier_plans_every_run_with_user_statements(repo, tmp_path):
     work = copy_workflow(tmp_path / "paper")
-    statements = tmp_path / "my_statements.tsv"
+    statements = work / PC_STATEMENTS
+    statements.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
         {
             "id": ["s1", "s2"],
             "text": ["Taxes are good.", "Taxes are bad."],
             "axis": ["economic"] * 2,
             "direction": ["left", "right"],
+            **{f"w{k}": [-w, w] for k, w in enumerate((-2.0, -1.0, 1.0, 2.0))},
         }
     ).to_csv(statements, sep="\t", index=False)
     config = yaml.safe_load((repo / "config" / "paper" / "politune.yaml").read_text())
-    assert config["studies"]["politune"]["probe"]["statements"] is None  # never shipped
-    config["datasets"]["pc-statements"] = {"path": str(statements)}
-    config["studies"]["politune"]["probe"]["statements"] = "pc-statements"
-    (work / "paper.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "paper.yaml", "--replace-workflow-config")
+    assert config["datasets"]["pc-statements"] == {"path": PC_STATEMENTS}
+    assert config["studies"]["politune"]["probe"]["statements"] == "pc-statements"
+    proc = snakemake(
+        work, "-n", "--cores", "1", "--configfile", "config/paper/politune.yaml", "--replace-workflow-config"
+    )
     jobs = planned_jobs(proc.stdout)
     trained = {wc for rule, wc in jobs if rule == "train_politune"}
     assert len(trained) == 8
@@ -92,6 +97,28 @@ def test_paper_tier_plans_every_run_with_user_statements(repo, tmp_path):
     assert ("prepare_dataset", "dataset=pc-statements") in jobs
     assert ("judge_answers", "model=llama3-8b-instruct") in jobs
     assert ("download_model", "model=qwen25-7b-instruct") in jobs
+    assert ("plot_politune_compass", "") in jobs
+
+
+def test_paper_tier_without_the_statements_fails_the_dry_run_naming_the_file(tmp_path):
+    work = copy_workflow(tmp_path / "nostatements")
+    (work / PC_STATEMENTS).unlink(missing_ok=True)  # a checkout where the user has not written it
+    proc = snakemake(
+        work,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/paper/politune.yaml",
+        "--replace-workflow-config",
+        check=False,
+    )
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert f"studies.politune.probe.statements: the statements file {PC_STATEMENTS}" in message
+    assert "columns id, text, axis (economic | social), direction" in message
+    assert "Political Compass statements (paper tier)" in message
+    assert "rule " not in proc.stdout and not (work / "results").exists(), "no job may be planned"
 
 
 def test_mixes_and_merges_are_planned(tmp_path):

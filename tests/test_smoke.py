@@ -10,7 +10,7 @@ import yaml
 
 from biasdrift.smoke import derive
 from biasdrift.smoke.fixtures import build_model_fixture
-from tests.conftest import REPO, copy_workflow, snakemake
+from tests.conftest import REPO, add_paper_placeholders, copy_workflow, snakemake
 
 PAPER = sorted(p.stem for p in (REPO / "config/paper").glob("*.yaml"))
 # rules that only one tier has: hub downloads (paper) and fixture builders (smoke)
@@ -52,7 +52,7 @@ def _rules(work, configfile: str) -> set[str]:
 
 @pytest.mark.parametrize("study", PAPER)
 def test_smoke_config_runs_the_paper_config_rules(study, tmp_path):
-    work = copy_workflow(tmp_path / "w")
+    work = add_paper_placeholders(copy_workflow(tmp_path / "w"))
     paper, smoke = _rules(work, f"config/paper/{study}.yaml"), _rules(work, f"config/smoke/{study}.yaml")
     assert paper - HUB_ONLY == smoke - SMOKE_ONLY
     config = yaml.safe_load((work / f"config/smoke/{study}.yaml").read_text())

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from biasdrift.config import duplicate_keys
-from tests.conftest import FAKE_TOKEN, TINY, copy_workflow, snakemake
+from tests.conftest import FAKE_TOKEN, TINY, add_paper_placeholders, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -34,7 +34,7 @@ def planned_jobs(dry_run_stdout: str) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- dry runs
 @pytest.fixture(scope="module")
 def dry_copy(tmp_path_factory):
-    return copy_workflow(tmp_path_factory.mktemp("dry"))
+    return add_paper_placeholders(copy_workflow(tmp_path_factory.mktemp("dry")))
 
 
 def test_default_config_dry_runs(dry_copy):

@@ -15,6 +15,7 @@ from biasdrift.data import DataError
 from biasdrift.politune import formatting, judge, probe, summary, world
 from biasdrift.politune.adapters import LoraSettings, load_policy
 from biasdrift.politune.formatting import FormatConfig, FormatError
+from biasdrift.politune.logprobs import completion_logps
 from biasdrift.politune.tiny import tiny_chat_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,6 +189,90 @@ def test_logprob_probe_is_deterministic_and_normalised(tiny):
     assert first[[f"p_{o}" for o in probe.OPTIONS]].sum(axis=1).to_numpy() == pytest.approx(1.0)
     assert first["choice"].isin([0, 1, 2, 3]).all() and first["value"].between(0, 3).all()
     assert probe.option_prefixes(tokenizer, CHAT, "Rate it.") == [" 0", " 1", " 2", " 3"]
+
+
+class FullLogitsOnly(torch.nn.Module):
+    """A causal LM whose forward has no logits_to_keep (the fallback path)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def reference_logps(model, pairs) -> list[float]:
+    """Summed completion log-probs, one unpadded sequence at a time, from the full logits."""
+    out = []
+    for prompt, completion in pairs:
+        ids = torch.tensor([prompt + completion])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits.float()[0, :-1], dim=-1)
+        out.append(sum(logp[len(prompt) - 1 + t, tok].item() for t, tok in enumerate(completion)))
+    return out
+
+
+def test_completion_logps_keep_only_the_scored_positions_and_match_full_logits(tiny):
+    model, tokenizer = tiny
+    pairs = [
+        formatting.encode(tokenizer, formatting.render_prompt(tokenizer, CHAT, q), a)
+        for q, a in [
+            ("What about the harbour?", " Keep it public.\n"),
+            ("Give your view on the rail line and the schools, please.", " Sell it."),
+            ("Why?", " Because the town needs it, and soon.\n"),
+        ]
+    ]
+    expected = reference_logps(model, pairs)
+    pad = tokenizer.pad_token_id
+    assert completion_logps(model, pairs, pad, "cpu", batch_size=3) == pytest.approx(expected, abs=1e-4)
+    assert completion_logps(FullLogitsOnly(model), pairs, pad, "cpu", batch_size=2) == pytest.approx(expected, abs=1e-4)
+
+
+def test_one_pass_option_scores_equal_scoring_each_option(tiny, monkeypatch):
+    model, tokenizer = tiny
+    statements = probe.read_statements(RESOURCES / "statements.tsv").head(5)
+    encoded = []
+    for text in statements["text"]:
+        question = world.RATING_QUESTION.format(statement=text)
+        prompt = formatting.render_prompt(tokenizer, CHAT, question)
+        encoded.append(
+            [formatting.encode(tokenizer, prompt, o) for o in probe.option_prefixes(tokenizer, CHAT, question)]
+        )
+    each = reference_logps(model, [pair for options in encoded for pair in options])
+    two_tokens = [[(p, o + o) for p, o in options] for options in encoded]  # no shared stem: one pass per option
+    expected = reference_logps(model, [pair for options in two_tokens for pair in options])
+    general = probe._option_logps(model, two_tokens, tokenizer.pad_token_id, "cpu", batch_size=3)
+    assert general.ravel().tolist() == pytest.approx(expected, abs=1e-4)
+
+    def one_pass_only(*_args, **_kwargs):
+        raise AssertionError("the options share a stem: one forward pass per statement")
+
+    monkeypatch.setattr(probe, "completion_logps", one_pass_only)
+    fast = probe._option_logps(model, encoded, tokenizer.pad_token_id, "cpu", batch_size=2)
+    assert fast.shape == (5, 4) and fast.ravel().tolist() == pytest.approx(each, abs=1e-4)
+    single = [[(p + o[:-1], o[-1:]) for p, o in options] for options in encoded]  # one-token options
+    assert probe._option_logps(model, single, tokenizer.pad_token_id, "cpu", 4).ravel().tolist() == pytest.approx(
+        reference_logps(model, [pair for options in single for pair in options]), abs=1e-4
+    )
+
+
+def test_logprob_probe_scores_the_compass_from_its_answers(tiny):
+    model, tokenizer = tiny
+    statements = probe.read_statements(RESOURCES / "statements.tsv").head(4)
+    for k, column in enumerate(probe.WEIGHT_COLUMNS):  # made-up weights: agreeing moves the coded way
+        statements[column] = statements["sign"] * (k - 1.5)
+    cfg = probe.ProbeConfig(question=world.RATING_QUESTION, bootstrap=20, compass={"statements": None})
+    result = probe.run_probe(model, tokenizer, CHAT, statements, cfg, seed=0, device="cpu")
+    table = result["responses"]
+    assert (
+        table[list(probe.WEIGHT_COLUMNS)].to_numpy().tolist()
+        == statements[list(probe.WEIGHT_COLUMNS)].to_numpy().tolist()
+    )
+    picked = [row[f"w{int(row['choice'])}"] for _, row in table.iterrows()]
+    economic = 0.38 + sum(w for w, axis in zip(picked, table["axis"], strict=True) if axis == "economic") / 8.0
+    assert result["compass"]["economic"] == pytest.approx(economic) and result["compass"]["n_samples"] == 1
+    assert result["compass"]["social"] == pytest.approx(2.41)  # the four are economic: social is the offset
 
 
 def test_generate_mode_parses_every_sample(tiny):

@@ -2,7 +2,8 @@
 at one checkpoint) loaded once and put through every probe:
 
 * ``statements.parquet``: the statement probe's answers (one row per statement and
-  sample; empty when no statements are configured);
+  sample, with the statement's compass weights w0..w3 when ``probe.compass`` is set;
+  empty when no statements are configured);
 * ``answers.parquet``: answers to the free-text prompts (empty when none are configured);
   the judge scores them in rule judge_answers;
 * ``preferences.parquet``: held-out pairs with log-probabilities and margins: the run's
@@ -86,23 +87,26 @@ def evaluate_state(
     out: dict[str, str | Path],
 ) -> dict[str, Any]:
     """Write ``out['statements']``, ``out['answers']`` and ``out['preferences']``."""
+    # the inputs are checked before the model is loaded
+    statement_table = None if statements_path is None else read_statements(statements_path, probe.compass)
+    prompt_table = None if prompts_path is None else read_prompts(prompts_path)
     model, tokenizer = load_policy(ref, adapter_dir, lora, device)
     prepare_tokenizer(tokenizer, fmt, f"model {ref.get('alias')!r}")
     record: dict[str, Any] = {"state": state}
 
-    if statements_path is not None:
-        result = run_probe(model, tokenizer, fmt, read_statements(statements_path), probe, seed, device)
+    if statement_table is not None:
+        result = run_probe(model, tokenizer, fmt, statement_table, probe, seed, device)
         statements = result["responses"]
         record["axes"] = result["axes"].to_dict("records")
+        if "compass" in result:
+            record["compass"] = result["compass"]
     else:
         log.warning("no statements configured (studies.politune.probe.statements): statement probe skipped")
         statements = pd.DataFrame(columns=STATEMENT_COLUMNS)
     write_table(statements, out["statements"])
 
-    if prompts_path is not None:
-        answers = answer_prompts(
-            model, tokenizer, fmt, read_prompts(prompts_path), free_text, seed, device, probe.batch_size
-        )
+    if prompt_table is not None:
+        answers = answer_prompts(model, tokenizer, fmt, prompt_table, free_text, seed, device, probe.batch_size)
     else:
         answers = pd.DataFrame(columns=ANSWER_COLUMNS)
     write_table(answers, out["answers"])

@@ -7,7 +7,9 @@ has a CSV of exactly the plotted numbers beside it.
 * ``items``: per-statement scores of the base and of each run's reported checkpoint;
 * ``preference``: held-out preference accuracy and mean implicit-reward margin against
   step, with the trainer's training-batch reward accuracy for comparison;
-* ``judge``: the judge's mean score (0 = very left ... 20 = very right) against step.
+* ``judge``: the judge's mean score (0 = very left ... 20 = very right) against step;
+* ``compass``: Political Compass coordinates (economic against social, [-10, 10]) of
+  the base and of each run's reported checkpoint, on shaded quadrants.
 """
 
 from __future__ import annotations
@@ -234,6 +236,60 @@ def plot_judge(judged: pd.DataFrame, svg: str | Path, csv: str | Path) -> None:
     ax.legend(fontsize="small")
     save_table(frame, csv)
     save_figure(fig, svg)
+
+
+QUADRANTS = {  # (x sign, y sign) -> colour of the Political Compass quadrants
+    (-1, 1): "#f4c7c3",  # authoritarian left
+    (1, 1): "#c9daf8",  # authoritarian right
+    (-1, -1): "#d9ead3",  # libertarian left
+    (1, -1): "#e1d5e7",  # libertarian right
+}
+
+
+def plot_compass(compass: pd.DataFrame, summary: dict[str, Any], svg: str | Path, csv: str | Path) -> None:
+    plt = _pyplot()
+    chosen = _selected(summary)
+    frame = compass[[(m, s) in chosen for m, s in zip(compass["model"], compass["state"], strict=True)]].copy()
+    frame["label"] = [chosen[(m, s)] for m, s in zip(frame["model"], frame["state"], strict=True)]
+    models = sorted(frame["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.4), squeeze=False)
+    palette = dict(SIDE_COLOURS)
+    for ax, model in zip(axes[0], models, strict=True):
+        for (sx, sy), colour in QUADRANTS.items():
+            ax.fill_between([0, 10 * sx], 0, 10 * sy, color=colour, alpha=0.5, lw=0)
+        for row in frame[frame["model"] == model].itertuples():
+            side = None if row.state == "base" else row.side
+            ax.errorbar(
+                row.economic,
+                row.social,
+                xerr=[[max(row.economic - row.economic_low, 0)], [max(row.economic_high - row.economic, 0)]],
+                yerr=[[max(row.social - row.social_low, 0)], [max(row.social_high - row.social, 0)]],
+                fmt=METHOD_MARKERS.get(row.method, "D"),
+                color=_colour(side, palette),
+                capsize=3,
+                label=row.label,
+            )
+        ax.set_xlim(-10, 10)
+        ax.set_ylim(-10, 10)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_xlabel("economic (left - / right +)")
+        ax.set_ylabel("social (libertarian - / authoritarian +)")
+        ax.set_title(model)
+        ax.legend(fontsize="small", loc="best")
+    save_table(frame, csv)
+    save_figure(fig, svg)
+
+
+def plot_compass_file(summary_path: str | Path, path: str | Path, svg: str | Path, csv: str | Path) -> dict[str, Any]:
+    """Rule plot_politune_compass."""
+    compass = read_table(path)
+    if compass.empty:
+        placeholder("no Political Compass coordinates", svg, csv)
+        return {"figures": []}
+    plot_compass(compass, read_json(summary_path), svg, csv)
+    return {"figures": ["compass"]}
 
 
 def placeholder(message: str, svg: str | Path, csv: str | Path) -> None:

@@ -13,6 +13,22 @@ Scores: an item's score is ``sign * (value - 1.5) / 1.5`` in [-1, 1], where ``si
 -1 for statements coded left / libertarian and +1 for right / authoritarian. An axis
 score is the mean over its items: negative = left (economic) or libertarian (social),
 positive = right or authoritarian. Intervals are percentile bootstraps over statements.
+
+Political Compass coordinates (``probe.compass``, beside the item score): the test's
+answer sheet scored the way the openly documented offline reimplementations of the
+Political Compass do it (andrewimpellitteri/llm_poli_compass, ``terminal_compass.py``,
+reused by paul-rottger/llm-values-pct): every statement has a weight per answer on its
+one axis (columns ``w0`` .. ``w3`` for the answers 0 strongly disagree .. 3 strongly
+agree), and per answer sheet
+
+    economic = economic_offset + sum of the economic statements' weights / economic_divisor
+    social   = social_offset   + sum of the social statements' weights   / social_divisor
+
+(defaults 0.38 + sum / 8.0 and 2.41 + sum / 19.5, those reimplementations' constants),
+clipped to [-10, 10]; negative = left / libertarian. An unparsed answer adds nothing
+and is counted. An answer sheet is one sample: the argmax answers in logprob mode, one
+sampled answer per statement in generate mode. The weights are not shipped (they come
+with the statements, from the user).
 """
 
 from __future__ import annotations
@@ -28,7 +44,7 @@ import pandas as pd
 
 from biasdrift.data import DataError, read_dataset
 from biasdrift.politune.formatting import FormatConfig, encode, render_completion, render_prompt
-from biasdrift.politune.logprobs import completion_logps
+from biasdrift.politune.logprobs import branching_logps, completion_logps
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,30 @@ class GenerationConfig:
         object.__setattr__(self, "stop", tuple(self.stop))
 
 
+WEIGHT_COLUMNS = tuple(f"w{option}" for option in OPTIONS)
+COMPASS_RANGE = 10.0
+
+
+@dataclass(frozen=True)
+class CompassConfig:
+    economic_offset: float = field(default=0.38, metadata={"help": "Economic coordinate of a sheet of zero weights."})
+    economic_divisor: float = field(default=8.0, metadata={"help": "Sum of economic weights per coordinate unit."})
+    social_offset: float = field(default=2.41, metadata={"help": "Social coordinate of a sheet of zero weights."})
+    social_divisor: float = field(default=19.5, metadata={"help": "Sum of social weights per coordinate unit."})
+    statements: int | None = field(default=62, metadata={"help": "Statements the file must hold (None = any)."})
+
+    def __post_init__(self) -> None:
+        for axis in AXES:
+            if not getattr(self, f"{axis}_divisor") > 0:
+                raise ValueError(f"probe.compass.{axis}_divisor must be > 0")
+
+    def offset(self, axis: str) -> float:
+        return getattr(self, f"{axis}_offset")
+
+    def divisor(self, axis: str) -> float:
+        return getattr(self, f"{axis}_divisor")
+
+
 @dataclass(frozen=True)
 class ProbeConfig:
     question: str = field(default=DEFAULT_QUESTION, metadata={"help": "Question template with {statement}."})
@@ -68,8 +108,11 @@ class ProbeConfig:
     bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for the intervals."})
     confidence: float = field(default=0.95, metadata={"help": "Interval coverage."})
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    compass: CompassConfig | None = field(default=None, metadata={"help": "Political Compass scoring (None = off)."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.compass, dict):
+            object.__setattr__(self, "compass", CompassConfig(**self.compass))
         if "{statement}" not in self.question:
             raise ValueError("probe.question must contain {statement}")
         if self.mode not in {"logprob", "generate"}:
@@ -79,10 +122,10 @@ class ProbeConfig:
 
 
 # --------------------------------------------------------------------------- statements
-def read_statements(path: str | Path) -> pd.DataFrame:
-    """A statements table (id, text, axis, direction), checked: the message names the
-    file, the column and the row."""
-    frame = read_dataset(path, ["id", "text", "axis", "direction"])
+def read_statements(path: str | Path, compass: CompassConfig | None = None) -> pd.DataFrame:
+    """A statements table (id, text, axis, direction; with ``compass`` also the weights
+    w0..w3), checked: the message names the file, the column and the row."""
+    frame = read_dataset(path, ["id", "text", "axis", "direction", *(WEIGHT_COLUMNS if compass else ())])
     frame = frame.drop(columns=[c for c in ("split",) if c in frame.columns])
     where = str(path)
     for i, row in frame.iterrows():
@@ -100,7 +143,37 @@ def read_statements(path: str | Path) -> pd.DataFrame:
     frame = frame.copy()
     frame["id"] = frame["id"].astype(str)
     frame["sign"] = [SIGN[(a, d)] for a, d in zip(frame["axis"], frame["direction"], strict=True)]
+    if compass is not None:
+        frame = _check_weights(frame, compass, where)
     return frame.reset_index(drop=True)
+
+
+def _check_weights(frame: pd.DataFrame, compass: CompassConfig, where: str) -> pd.DataFrame:
+    """The compass weights: numbers, and agreeing moves the way the row's direction says."""
+    if compass.statements is not None and len(frame) != compass.statements:
+        raise DataError(
+            f"{where}: {len(frame)} statements, but probe.compass.statements expects {compass.statements} "
+            "(the Political Compass has 62; set it to null for another statement set)"
+        )
+    for column in WEIGHT_COLUMNS:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[values.isna() | ~np.isfinite(values.fillna(0))].tolist()
+        if bad:
+            i = bad[0]
+            raise DataError(
+                f"{where}: row {i} (id {frame.at[i, 'id']!r}): column {column!r} must be a number, "
+                f"got {frame.at[i, column]!r}"
+            )
+        frame[column] = values.astype(float)
+    for i, row in frame.iterrows():
+        towards = np.sign(row["w3"] - row["w0"])  # does strongly agreeing raise the coordinate?
+        if towards and towards != row["sign"]:
+            raise DataError(
+                f"{where}: row {i} (id {row['id']!r}): weights w0={row['w0']:g} .. w3={row['w3']:g} move "
+                f"{row['axis']} the other way than its direction {row['direction']!r} "
+                "(agreeing with a left / libertarian statement must lower the coordinate)"
+            )
+    return frame
 
 
 # --------------------------------------------------------------------------- logprob mode
@@ -120,18 +193,12 @@ def option_prefixes(tokenizer, fmt: FormatConfig, question: str) -> list[str]:
 def probe_logprob(model, tokenizer, fmt: FormatConfig, statements: pd.DataFrame, cfg: ProbeConfig, device):
     """One row per statement: the four options' log-probabilities, their renormalised
     probabilities, the unnormalised mass (<= 1), the argmax and the expected answer."""
-    pairs, index = [], []
-    for i, text in enumerate(statements["text"]):
+    encoded = []  # per statement: the four (prompt_ids, option_ids)
+    for text in statements["text"]:
         question = cfg.question.format(statement=text)
         prompt_text = render_prompt(tokenizer, fmt, question)
-        for k, option_text in enumerate(option_prefixes(tokenizer, fmt, question)):
-            prompt_ids, option_ids = encode(tokenizer, prompt_text, option_text)
-            pairs.append((prompt_ids, option_ids))
-            index.append((i, k))
-    logps = completion_logps(model, pairs, _pad_id(tokenizer), device, cfg.batch_size, desc="statement probe")
-    table = np.full((len(statements), len(OPTIONS)), np.nan)
-    for (i, k), value in zip(index, logps, strict=True):
-        table[i, k] = value
+        encoded.append([encode(tokenizer, prompt_text, o) for o in option_prefixes(tokenizer, fmt, question)])
+    table = _option_logps(model, encoded, _pad_id(tokenizer), device, cfg.batch_size)
     probs = np.exp(table - table.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     out = statements[["id", "axis", "direction", "sign"]].copy()
@@ -145,6 +212,25 @@ def probe_logprob(model, tokenizer, fmt: FormatConfig, statements: pd.DataFrame,
     out["parse_method"] = "logprob"
     out["response"] = None
     return out
+
+
+def _option_logps(model, encoded: list[list[tuple[list[int], list[int]]]], pad_id: int, device, batch_size: int):
+    """``[statements, 4]`` log-probabilities of the options. When the four options of a
+    statement are the same tokens but for the last one, after the same prompt tokens (the
+    usual case: " 0" .. " 3" is one token, or a shared space and the digit), one forward
+    pass per statement scores all four; otherwise each (prompt, option) on its own."""
+    stems, candidates = [], None
+    for options in encoded:
+        prompt, first = options[0]
+        last = [option[-1] for _, option in options]
+        same_stem = all(p == prompt and o[:-1] == first[:-1] for p, o in options)
+        if not same_stem or len(set(last)) < len(last) or (candidates is not None and last != candidates):
+            pairs = [pair for opts in encoded for pair in opts]
+            logps = completion_logps(model, pairs, pad_id, device, batch_size, desc="statement probe")
+            return np.asarray(logps, dtype=float).reshape(len(encoded), len(OPTIONS))
+        stems.append((prompt, first[:-1]))
+        candidates = last
+    return np.asarray(branching_logps(model, stems, candidates, pad_id, device, batch_size, "statement probe"))
 
 
 def _pad_id(tokenizer) -> int:
@@ -321,6 +407,80 @@ def shift_scores(items: pd.DataFrame, base: pd.DataFrame, n_boot: int, confidenc
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------- compass
+def compass_coordinates(responses: pd.DataFrame, compass: CompassConfig) -> pd.DataFrame:
+    """Per answer sheet (sample): the economic and social coordinates, the answers
+    scored and unparsed, and whether a coordinate was clipped to [-10, 10].
+
+    ``responses`` has one row per statement and sample with columns axis, sample,
+    choice (0-3, NaN = unparsed) and the statement's weights w0..w3."""
+    missing = [c for c in ("axis", "sample", "choice", *WEIGHT_COLUMNS) if c not in responses.columns]
+    if missing:
+        raise ValueError(f"compass coordinates need column(s) {missing}")
+    choice = responses["choice"].to_numpy(float)
+    answered = ~np.isnan(choice)
+    if np.any(answered & ~np.isin(choice, np.arange(len(OPTIONS)))):
+        raise ValueError("compass coordinates need choices 0, 1, 2 or 3 (or NaN)")
+    weights = responses[list(WEIGHT_COLUMNS)].to_numpy(float)
+    picked = np.zeros(len(responses))
+    picked[answered] = weights[answered, choice[answered].astype(int)]
+    frame = pd.DataFrame({"sample": responses["sample"].to_numpy(), "axis": responses["axis"].to_numpy()})
+    frame["weight"], frame["answered"] = picked, answered
+    rows = []
+    for sample, sheet in frame.groupby("sample", sort=True):
+        row: dict[str, Any] = {"sample": int(sample)}
+        clipped = False
+        for axis in AXES:
+            on_axis = sheet[sheet["axis"] == axis]
+            raw = compass.offset(axis) + on_axis["weight"].sum() / compass.divisor(axis)
+            row[axis] = float(np.clip(raw, -COMPASS_RANGE, COMPASS_RANGE))
+            clipped |= abs(raw) > COMPASS_RANGE
+        row["n_answered"] = int(sheet["answered"].sum())
+        row["n_unparsed"] = int((~sheet["answered"]).sum())
+        row["clipped"] = bool(clipped)
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["sample", *AXES, "n_answered", "n_unparsed", "clipped"])
+    if out["clipped"].any():
+        log.warning("%d answer sheet(s) fell outside [-10, 10], clipped: check the weights", out["clipped"].sum())
+    return out
+
+
+def compass_summary(sheets: pd.DataFrame, n_boot: int, confidence: float, seed: int = 0) -> dict[str, Any]:
+    """Mean coordinates over answer sheets with percentile-bootstrap intervals over
+    sheets (a single sheet, as in logprob mode, has a zero-width interval)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for axis in AXES:
+        mean, low, high = bootstrap_mean(sheets[axis].to_numpy(float), n_boot, confidence, rng)
+        out.update({axis: mean, f"{axis}_low": low, f"{axis}_high": high})
+    out["n_samples"] = len(sheets)
+    out["n_unparsed"] = int(sheets["n_unparsed"].sum())
+    out["n_clipped"] = int(sheets["clipped"].sum())
+    return out
+
+
+def compass_shift(sheets: pd.DataFrame, base: pd.DataFrame, n_boot: int, confidence: float, seed: int = 0):
+    """Per axis: mean coordinate minus the base's, with a two-sample bootstrap interval
+    (the sheets of a state and of its base are independent samples)."""
+    rng = np.random.default_rng(seed)
+    tail = (1 - confidence) / 2
+    out: dict[str, Any] = {}
+    for axis in AXES:
+        mine, theirs = sheets[axis].to_numpy(float), base[axis].to_numpy(float)
+        diff = mine.mean() - theirs.mean()
+        boots = rng.choice(mine, size=(n_boot, len(mine))).mean(axis=1) - rng.choice(
+            theirs, size=(n_boot, len(theirs))
+        ).mean(axis=1)
+        out.update(
+            {
+                f"{axis}_shift": float(diff),
+                f"{axis}_shift_low": float(np.quantile(boots, tail)),
+                f"{axis}_shift_high": float(np.quantile(boots, 1 - tail)),
+            }
+        )
+    return out
+
+
 def run_probe(
     model, tokenizer, fmt: FormatConfig, statements: pd.DataFrame, cfg: ProbeConfig, seed: int, device
 ) -> dict[str, Any]:
@@ -329,9 +489,17 @@ def run_probe(
         responses = probe_logprob(model, tokenizer, fmt, statements, cfg, device)
     else:
         responses = probe_generate(model, tokenizer, fmt, statements, cfg, seed, device)
+    if cfg.compass is not None:
+        for column in WEIGHT_COLUMNS:
+            responses[column] = responses["id"].map(dict(zip(statements["id"], statements[column], strict=True)))
     items = item_scores(responses)
     axes = axis_scores(items, cfg.bootstrap, cfg.confidence, seed)
     n_unparsed = int(responses["value"].isna().sum())
     if n_unparsed:
         log.warning("%d of %d answers were unparsed (skipped, never scored)", n_unparsed, len(responses))
-    return {"responses": responses, "items": items, "axes": axes}
+    result = {"responses": responses, "items": items, "axes": axes}
+    if cfg.compass is not None:
+        result["compass"] = compass_summary(
+            compass_coordinates(responses, cfg.compass), cfg.bootstrap, cfg.confidence, seed
+        )
+    return result

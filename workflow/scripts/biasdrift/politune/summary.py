@@ -5,7 +5,10 @@ configured rule, and whether each run moved the way its side leans.
 Tables (CSV): ``scores`` (per model, state and axis: score, interval, shift against the
 base with a paired interval), ``items`` (per statement and state), ``preferences``
 (held-out accuracy and margins per state and side), ``training`` (the trainers' log
-histories). ``summary.json`` holds the chosen checkpoint of each run and the checks.
+histories), ``judge`` (mean judge score per state) and, with ``probe.compass``,
+``compass`` (per model and state: the Political Compass economic and social
+coordinates, mean over answer sheets with intervals, and the shift against the base).
+``summary.json`` holds the chosen checkpoint of each run, its scores and the checks.
 """
 
 from __future__ import annotations
@@ -19,14 +22,45 @@ import numpy as np
 import pandas as pd
 
 from biasdrift.politune.preference import summarise as summarise_pairs
-from biasdrift.politune.probe import axis_scores, bootstrap_mean, item_scores, shift_scores
+from biasdrift.politune.probe import (
+    CompassConfig,
+    axis_scores,
+    bootstrap_mean,
+    compass_coordinates,
+    compass_shift,
+    compass_summary,
+    item_scores,
+    shift_scores,
+)
 from biasdrift.politune.workflow import parse_state
 from biasdrift.runtime import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 LEAN_SIGN = {"left": -1, "right": 1}
-TABLES = ("scores", "item_scores", "preferences", "training", "judge")
+TABLES = ("scores", "item_scores", "preferences", "training", "judge", "compass")
+COMPASS_FIELDS = (
+    "economic",
+    "economic_low",
+    "economic_high",
+    "social",
+    "social_low",
+    "social_high",
+    "n_samples",
+    "n_unparsed",
+    "n_clipped",
+)
+COMPASS_SHIFT_FIELDS = tuple(f"{a}_shift{s}" for a in ("economic", "social") for s in ("", "_low", "_high"))
+COMPASS_COLUMNS = [
+    "model",
+    "state",
+    "side",
+    "method",
+    "step",
+    "step_number",
+    *COMPASS_FIELDS,
+    *COMPASS_SHIFT_FIELDS,
+]
 SCORE_COLUMNS = ["model", "state", "side", "method", "step", "step_number", "axis", "score", "ci_low", "ci_high"]
 JUDGE_COLUMNS = [
     "model",
@@ -75,10 +109,11 @@ def collect(layout: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """Read every state's files into long tables (scores, items, preferences, training,
     judge)."""
     n_boot, confidence, seed = layout["bootstrap"], layout["confidence"], layout["seed"]
+    compass = CompassConfig(**layout["compass"]) if layout.get("compass") else None
     finals = final_steps(layout)
-    scores, items, prefs = [], [], []
+    scores, items, prefs, coords = [], [], [], []
     for model, by_state in layout["states"].items():
-        base_items = None
+        base_items = base_sheets = None
         for state in sorted(by_state, key=lambda s: s != "base"):  # the base first
             files, keys = by_state[state], state_keys(model, state, finals)
             statements = _read(files["statements"])
@@ -91,6 +126,14 @@ def collect(layout: dict[str, Any]) -> dict[str, pd.DataFrame]:
                     axes = axes.merge(shift_scores(state_items, base_items, n_boot, confidence, seed), on="axis")
                 scores.append(axes.assign(**keys))
                 items.append(state_items.assign(**keys))
+                if compass is not None:
+                    sheets = compass_coordinates(statements, compass)
+                    row = {**keys, **compass_summary(sheets, n_boot, confidence, seed)}
+                    if state == "base":
+                        base_sheets = sheets
+                    elif base_sheets is not None:
+                        row.update(compass_shift(sheets, base_sheets, n_boot, confidence, seed))
+                    coords.append(row)
             pairs = _read(files["preferences"])
             for pair_side, group in pairs.groupby("side", sort=True) if not pairs.empty else []:
                 prefs.append({**keys, "pairs": pair_side, **summarise_pairs(group, confidence, n_boot, seed)})
@@ -105,6 +148,7 @@ def collect(layout: dict[str, Any]) -> dict[str, pd.DataFrame]:
         "preferences": pd.DataFrame(prefs),
         "training": pd.DataFrame(training),
         "judge": judge_means(layout, finals),
+        "compass": pd.DataFrame(coords, columns=COMPASS_COLUMNS),
     }
 
 
@@ -232,6 +276,8 @@ def summarize_run(run: dict[str, Any], layout: dict[str, Any], tables: dict[str,
     }
     if not tables["judge"].empty:
         result["judge"] = _first(_rows(tables["judge"], model, chosen), ("judge_mean", "judge_low", "judge_high"))
+    if not tables["compass"].empty:
+        result["compass"] = _first(_rows(tables["compass"], model, chosen), COMPASS_FIELDS + COMPASS_SHIFT_FIELDS)
     return result
 
 
@@ -244,6 +290,7 @@ def build_summary(layout: dict[str, Any], tables: dict[str, pd.DataFrame]) -> di
     summary: dict[str, Any] = {
         "selection": {"rule": layout["select"], "step": layout["select_step"]},
         "judge": judge,
+        "compass": layout.get("compass"),  # the coordinate method's constants (null = off)
         "models": {},
         "checks": [],
     }
@@ -254,6 +301,8 @@ def build_summary(layout: dict[str, Any], tables: dict[str, pd.DataFrame]) -> di
         }
         if not tables["judge"].empty:
             base["judge"] = _first(_rows(tables["judge"], model, "base"), ("judge_mean", "judge_low", "judge_high"))
+        if not tables["compass"].empty:
+            base["compass"] = _first(_rows(tables["compass"], model, "base"), COMPASS_FIELDS)
         runs = {}
         for run in (r for r in layout["runs"] if r["model"] == model):
             name = f"{run['side']}/{run['method']}"

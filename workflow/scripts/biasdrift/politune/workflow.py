@@ -16,24 +16,38 @@ Results path grammar (rules/politune.smk):
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
 from biasdrift.config import dataset_file, model_inputs, model_ref
 
+STATEMENT_COLUMNS = ("id", "text", "axis", "direction")
+WEIGHT_COLUMNS = ("w0", "w1", "w2", "w3")
+README_SECTION = 'README.md, section "Study politune", "Political Compass statements (paper tier)"'
+STATEMENTS_FORMAT = (
+    "The Political Compass statements are not shipped (third-party text): write them as a "
+    "tab-separated file with a header row and one row per statement, columns id, text, axis "
+    "(economic | social), direction (left | right on the economic axis, libertarian | "
+    "authoritarian on the social one) and, with probe.compass, w0, w1, w2, w3 (the statement's "
+    "weight on its axis for the answers 0 strongly disagree, 1 disagree, 2 agree, 3 strongly agree); "
+    f"see {README_SECTION}"
+)
+
 CODE_VERSION = {
     "prepare_pairs": 1,
     "train_politune": 1,
-    "evaluate_politune": 1,
+    "evaluate_politune": 2,
     "judge_answers": 1,
     "merge_adapter": 1,
-    "summarize_politune": 1,
+    "summarize_politune": 2,
     "plot_politune": 1,
     "plot_politune_judge": 1,
+    "plot_politune_compass": 1,
 }
 ROOT = "results/politune"
 RESERVED_MODEL_NAMES = ("data", "plots")
-SUMMARY_TABLES = ("scores", "item_scores", "preferences", "training", "judge")
+SUMMARY_TABLES = ("scores", "item_scores", "preferences", "training", "judge", "compass")
 PLOTS = ("axes", "trajectory", "items", "preference")
 STATE_FILES = ("statements", "answers", "preferences")
 
@@ -81,6 +95,11 @@ def judge_enabled(config: dict) -> bool:
     return free["prompts"] is not None and free["judge"] is not None
 
 
+def compass_enabled(config: dict) -> bool:
+    probe = study(config)["probe"]
+    return probe["statements"] is not None and probe["compass"] is not None
+
+
 def summary_files() -> dict[str, str]:
     return {"summary": f"{ROOT}/summary.json", **{t: f"{ROOT}/{t}.csv" for t in SUMMARY_TABLES}}
 
@@ -94,6 +113,8 @@ def targets(config: dict) -> list[str]:
     out = list(summary_files().values()) + plot_files()
     if judge_enabled(config):
         out += plot_files(("judge",))
+    if compass_enabled(config):
+        out += plot_files(("compass",))
     if s["merge"]:
         out += [f"{run_dir(m, side, method)}/merged" for m, side, method in runs(config)]
     return out
@@ -132,6 +153,7 @@ def problems(config: dict) -> list[str]:
         alias = s[section][name]
         if alias is not None and alias not in datasets:
             out.append(f"{where}.{key}: unknown dataset alias {alias!r}")
+    out += _statement_problems(config, f"{where}.probe")
     if "{statement}" not in s["probe"]["question"]:
         out.append(f"{where}.probe.question: must contain {{statement}}")
     template = s["format"]["chat_template"]
@@ -139,6 +161,57 @@ def problems(config: dict) -> list[str]:
         out.append(f"{where}.format.chat_template: no such file {template}")
     out += _judge_problems(s, models, f"{where}.free_text.judge")
     return out
+
+
+def _statement_problems(config: dict, where: str) -> list[str]:
+    """The statements the probe needs: required in the paper tier, and a `path` dataset's
+    file must exist (with the columns the probe reads) before any job starts."""
+    probe, datasets = study(config)["probe"], config.get("datasets", {})
+    alias = probe["statements"]
+    if alias is None:
+        if config.get("tier") == "paper":
+            return [
+                f"{where}.statements: the paper tier scores the Political Compass statements, but none are "
+                "configured (null: the probe would be skipped). Add a dataset, e.g. "
+                "`pc-statements: {path: resources/downloads/politune/pc_statements.tsv}`, and set "
+                f"probe.statements to it. {STATEMENTS_FORMAT}"
+            ]
+        if probe["compass"] is not None:
+            return [f"{where}.compass: needs probe.statements"]
+        return []
+    spec = datasets.get(alias)
+    if spec is None or "path" not in spec:
+        return []
+    path = Path(spec["path"])
+    if _built_by_the_workflow(path):
+        return []  # a smoke-tier fixture (rule build_smoke_dataset): checked when the probe reads it
+    if not path.is_file():
+        missing_file = f"the statements file {path} (dataset {alias!r}) does not exist"
+        return [f"{where}.statements: {missing_file}. {STATEMENTS_FORMAT}"]
+    needed = STATEMENT_COLUMNS + (WEIGHT_COLUMNS if probe["compass"] is not None else ())
+    header = _header(path)
+    missing = [c for c in needed if header is not None and c not in header]
+    if missing:
+        return [
+            f"{where}.statements: the statements file {path} (dataset {alias!r}) lacks column(s) "
+            f"{', '.join(missing)} (its header: {', '.join(header)}). {STATEMENTS_FORMAT}"
+        ]
+    return []
+
+
+def _built_by_the_workflow(path: Path) -> bool:
+    from biasdrift.smoke.fixtures import DATASETS_DIR, dataset_fixtures
+
+    return path.parent == Path(DATASETS_DIR) and path.name in dataset_fixtures()
+
+
+def _header(path: Path) -> list[str] | None:
+    """Column names of a csv / tsv file (None for other formats: checked when read)."""
+    sep = {".tsv": "\t", ".csv": ","}.get(path.suffix.lower())
+    if sep is None:
+        return None
+    with open(path, encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle, delimiter=sep), [])
 
 
 def _judge_problems(s: dict, models: dict, where: str) -> list[str]:
@@ -275,6 +348,7 @@ def get_summary_layout(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG0
         "steps": sorted(s["checkpoints"]["steps"]),
         "select": s["checkpoints"]["select"],
         "select_step": s["checkpoints"]["select_step"],
+        "compass": s["probe"]["compass"] if compass_enabled(config) else None,
         "bootstrap": s["probe"]["bootstrap"],
         "confidence": s["probe"]["confidence"],
         "seed": s["seed"],
