@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -214,3 +215,49 @@ def test_pretraining_learns(repo, corpus, tmp_path):
     losses = [e["loss"] for e in metrics["log_history"] if "loss" in e]
     assert losses[-1] < losses[0] - 1.0
     assert metrics["final_eval"]["eval_loss"] < torch.log(torch.tensor(300.0)).item() - 1.0
+
+
+class _LrRecorder(training.StepCounter):
+    """The learning rate each optimizer step uses (read before the step)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lrs: list[float] = []
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):  # noqa: ARG002
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+
+
+def test_paper_warmup_ratio_gives_ceil_ratio_times_steps_of_linear_warmup(tmp_path):
+    """The paper config's ``warmup_ratio`` (circuits fine-tunes) on an epoch-based run of
+    42 optimizer steps (the original's Shakespeare run): ceil(0.1 * 42) = 5 warm-up steps
+    (round or floor would give 4), lr 0 at step 0, the peak at step 5, then linear decay."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer
+
+    from biasdrift.circuits.finetune import FinetuneConfig
+
+    paper = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/paper/circuits.yaml").read_text())
+    block = paper["studies"]["circuits"]["finetunes"]["shakespeare"]["train"]
+    ratio = block["warmup_ratio"]
+    cfg = training.config_from_dict(FinetuneConfig, block, "paper finetunes.shakespeare.train")
+    cfg = dataclasses.replace(cfg, epochs=2, batch_size=1, early_stopping_patience=None, eval_steps=0, save_steps=1000)
+    n_examples, total = 21, 42
+    warmup = math.ceil(ratio * total)
+    assert warmup > int(ratio * total)  # 42 steps make the rounding rule visible
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=8, vocab_size=11))
+    data = [{"input_ids": [i % 11, (i + 1) % 11, 3], "labels": [i % 11, (i + 1) % 11, 3]} for i in range(n_examples)]
+    recorder = _LrRecorder()
+    trainer = Trainer(
+        model=model, args=training.training_arguments(cfg, tmp_path, seed=0), train_dataset=data, callbacks=[recorder]
+    )
+    trainer.train()
+    peak = cfg.learning_rate
+    expected = [peak * s / warmup if s < warmup else peak * (total - s) / (total - warmup) for s in range(total)]
+    assert len(recorder.lrs) == total and trainer.state.max_steps == total
+    assert recorder.lrs[0] == 0.0 and recorder.lrs[warmup] == pytest.approx(peak, rel=1e-12)
+    assert recorder.lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
