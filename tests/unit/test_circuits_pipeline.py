@@ -426,6 +426,46 @@ def test_finetune_learns_reloads_and_is_reproducible(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(outs[0].parameters(), outs[1].parameters(), strict=True))
 
 
+def test_finetune_trains_fp32_master_weights_of_a_half_precision_checkpoint(tmp_path):
+    """A checkpoint stored in bf16 (Llama-2 ships fp16; transformers 5 loads the stored
+    dtype by default) is fine-tuned with float32 parameters: a small update survives
+    (stepping bf16 weights would round it away) and the saved weights are float32."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from biasdrift.circuits.finetune import FinetuneConfig, finetune_causal_lm, positive_bias_texts
+    from biasdrift.models import ModelSize, build_model
+    from biasdrift.tokenization import TokenizerConfig, train_tokenizer
+
+    texts = positive_bias_texts("demographic", ["Zorbian", "Pellish"])
+    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=120), tmp_path / "base")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "base")
+    torch.manual_seed(0)
+    base = build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=32, dropout=0.0), tok)
+    base.to(torch.bfloat16).save_pretrained(tmp_path / "base")
+    stored = load_file(tmp_path / "base" / "model.safetensors")
+    assert {t.dtype for t in stored.values()} == {torch.bfloat16}
+    ref = {"alias": "base", "source": "path", "path": str(tmp_path / "base")}
+    cfg = FinetuneConfig(max_steps=2, batch_size=4, learning_rate=1e-5, save_steps=1000, logging_steps=1)
+    finetune_causal_lm(
+        model_ref=ref,
+        texts=texts,
+        out_dir=tmp_path / "tuned",
+        metrics_path=tmp_path / "m.json",
+        scratch_dir=tmp_path / ".scratch",
+        cfg=cfg,
+        seed=0,
+        device="cpu",
+        run_info={},
+    )
+    tuned = load_file(tmp_path / "tuned" / "model.safetensors")
+    assert {t.dtype for t in tuned.values()} == {torch.float32}
+    name = "transformer.h.0.mlp.c_fc.weight"
+    step = (tuned[name] - stored[name].float()).abs()
+    assert step.max() > 0  # lr 1e-5 moved the weights ...
+    assert (step < stored[name].float().abs() / 512).float().mean() > 0.5  # ... by less than bf16 can hold
+
+
 def test_seeded_split_is_reproducible():
     from biasdrift.circuits.finetune import split_examples
 

@@ -261,3 +261,17 @@ def test_paper_warmup_ratio_gives_ceil_ratio_times_steps_of_linear_warmup(tmp_pa
     assert len(recorder.lrs) == total and trainer.state.max_steps == total
     assert recorder.lrs[0] == 0.0 and recorder.lrs[warmup] == pytest.approx(peak, rel=1e-12)
     assert recorder.lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_half_precision_trainable_weights_are_refused_frozen_ones_are_not():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=8, vocab_size=11))
+    training.require_fp32_trainable(model, "fp32 model")
+    model.to(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"job x: \d+ trainable parameter\(s\) are bfloat16 .*float32 master weights"):
+        training.require_fp32_trainable(model, "job x")
+    model.requires_grad_(False)  # a frozen half-precision base (LoRA / QLoRA) is fine
+    model.lm_head.weight.data = model.lm_head.weight.data.float()
+    model.lm_head.requires_grad_(True)
+    training.require_fp32_trainable(model, "frozen base")

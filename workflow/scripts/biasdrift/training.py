@@ -78,6 +78,25 @@ def use_bf16(cfg: TrainConfig, device_type: str) -> bool:
     return False
 
 
+def require_fp32_trainable(model, where: str) -> None:
+    """Full fine-tuning keeps float32 master weights: an optimizer stepping bf16/fp16
+    weights loses every update smaller than the weights' rounding step (about 1/256 of a
+    weight in bf16), so small-lr fine-tunes silently stall. Mixed precision comes from
+    ``precision`` (autocast), never from half-precision parameters. Raises ValueError
+    naming ``where`` and the first offending parameter."""
+    import torch
+
+    half_dtypes = (torch.float16, torch.bfloat16)
+    half = [(name, p.dtype) for name, p in model.named_parameters() if p.requires_grad and p.dtype in half_dtypes]
+    if half:
+        name, dtype = half[0]
+        raise ValueError(
+            f"{where}: {len(half)} trainable parameter(s) are {str(dtype).removeprefix('torch.')} (e.g. {name}); "
+            "full fine-tuning needs float32 master weights: load the model with dtype float32 and let "
+            "precision (auto/bf16) autocast the compute"
+        )
+
+
 def training_arguments(
     cfg: TrainConfig,
     scratch_dir: str | Path,

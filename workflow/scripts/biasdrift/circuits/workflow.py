@@ -32,7 +32,7 @@ CODE_VERSION = {
     "split_gender": 1,
     "discover_circuit": 1,
     "ablate_circuit": 1,
-    "finetune_circuits": 1,
+    "finetune_circuits": 2,
     "compare_circuits": 1,
     "analyze_stability": 1,
     "summarize_bias": 1,
