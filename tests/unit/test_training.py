@@ -275,3 +275,35 @@ def test_half_precision_trainable_weights_are_refused_frozen_ones_are_not():
     model.lm_head.weight.data = model.lm_head.weight.data.float()
     model.lm_head.requires_grad_(True)
     training.require_fp32_trainable(model, "frozen base")
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_chunked_token_logprobs_equal_the_full_log_softmax_and_stay_bounded(chunk, monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    batch, width, vocab = 3, 8, 501
+    logits = torch.randn(batch, width, vocab, generator=gen)
+    ids = torch.randint(0, vocab, (batch, width), generator=gen)
+    shapes = []
+    inner = training._chunk_logprobs
+
+    def recording(x, t, dtype):
+        shapes.append(tuple(x.shape))
+        return inner(x, t, dtype)
+
+    monkeypatch.setattr(training, "_chunk_logprobs", recording)
+    # a non-contiguous slice, as the probe passes it (position t predicts token t+1)
+    got = training.token_logprobs(logits[:, :-1], ids[:, 1:], chunk_size=chunk)
+    full = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    assert got.shape == (batch, width - 1) and got.dtype == torch.float32
+    torch.testing.assert_close(got, full, rtol=0, atol=1e-6)
+    assert max(rows for rows, _ in shapes) == min(chunk, width - 1)  # at most chunk x vocab at once
+    assert all(v == vocab for _, v in shapes) and sum(rows for rows, _ in shapes) == batch * (width - 1)
+    half = training.token_logprobs(logits.to(torch.bfloat16), ids, chunk_size=chunk)  # upcast per chunk
+    reference = torch.log_softmax(logits.to(torch.bfloat16).float(), -1).gather(-1, ids[..., None]).squeeze(-1)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, reference, rtol=0, atol=1e-5)
+    wide = logits.double() * 10
+    exact = torch.log_softmax(wide, -1).gather(-1, ids[..., None]).squeeze(-1)
+    torch.testing.assert_close(training.token_logprobs(wide, ids, chunk_size=chunk), exact, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="do not match"):
+        training.token_logprobs(logits, ids[:, 1:])
