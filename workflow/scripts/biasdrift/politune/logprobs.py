@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from biasdrift.runtime import progress
+from biasdrift.training import LOGPROB_CHUNK, token_logprobs
 
 
 def completion_logps(
@@ -16,6 +17,7 @@ def completion_logps(
     device,
     batch_size: int = 16,
     desc: str = "log-probs",
+    chunk_size: int = LOGPROB_CHUNK,
 ) -> list[float]:
     """``sum_t log p(completion_t | prompt, completion_<t)`` for each ``(prompt_ids,
     completion_ids)``; sequences are right-padded, so positions never shift."""
@@ -37,9 +39,9 @@ def completion_logps(
             mask[i, : len(seq)] = 1
             target[i, len(prompt) : len(seq)] = True
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)  # [batch, width-1, vocab]: predicts token t+1
-        token_logp = logp.gather(-1, ids[:, 1:, None].to(logits.device)).squeeze(-1)  # [batch, width-1]
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            # position t predicts token t+1; chunked: no [batch, width, vocab] float32 log-softmax
+            token_logp = token_logprobs(logits[:, :-1], ids[:, 1:].to(logits.device), chunk_size)  # [batch, width-1]
         scored = target[:, 1:].to(logits.device)
         out += (token_logp * scored).sum(-1).tolist()
     return out
