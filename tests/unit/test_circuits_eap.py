@@ -283,6 +283,21 @@ def test_eap_costs_two_forwards_and_one_backward_per_batch():
     assert all(p.requires_grad for p in model.parameters())  # restored after EAP
 
 
+def test_vocabulary_scores_are_computed_for_the_last_position_only():
+    """Metrics read the last position: no pass materialises [batch, seq, vocab] logits
+    (a 128k vocabulary at 7B scale), in EAP, circuit evaluation and plain runs."""
+    model = build("llama", dtype=torch.float32)
+    adapter = adapter_for(model)
+    shapes = []
+    model.lm_head.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+    clean, corrupted = pairs(n=6)
+    batches = eap.make_batches(clean, corrupted, 3, 0)
+    eap.attribute(model, adapter, batches, logprob_diff, show_progress=False)
+    eap.evaluate_graphs(model, adapter, batches, logprob_diff, [None])
+    eap.evaluate_plain(model, adapter, batches, logprob_diff)
+    assert shapes and {s[1] for s in shapes} == {1} and max(b.clean_ids.shape[1] for b in batches) > 1
+
+
 # --------------------------------------------------------------------------- other layouts
 @pytest.mark.parametrize(
     "model_cls,config",
