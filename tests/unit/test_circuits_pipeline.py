@@ -66,6 +66,19 @@ def test_group_names_are_normalised_and_deduplicated():
     assert kept == ["taxi_driver"]
 
 
+def test_max_groups_keeps_the_first_names_for_prompts_and_fine_tunes(demo_config, monkeypatch):
+    names, report = prompts.load_groups({"names": ["a_b", "c", "a b", "d"], "max_groups": 2})
+    assert names == ["a b", "c"] and report["groups"] == 2 and report["groups_available"] == 3
+    monkeypatch.chdir(REPO)
+    cfg = copy.deepcopy(demo_config)
+    cfg["studies"]["circuits"]["max_groups"] = 3
+    cfg = validated(cfg)
+    for bias in ("demographic", "gender"):
+        source = workflow.group_source(cfg, bias)
+        assert source["max_groups"] == 3 and len(prompts.load_groups(source)[0]) == 3
+    assert "max_groups" not in workflow.group_source(validated(demo_config), "gender")  # default: all
+
+
 def test_template_bias_pairing_is_checked():
     with pytest.raises(ValueError, match="GSS1 is a gender template, not demographic"):
         prompts.check_pairing("demographic", "gss1")
@@ -464,6 +477,26 @@ def test_finetune_trains_fp32_master_weights_of_a_half_precision_checkpoint(tmp_
     step = (tuned[name] - stored[name].float()).abs()
     assert step.max() > 0  # lr 1e-5 moved the weights ...
     assert (step < stored[name].float().abs() / 512).float().mean() > 0.5  # ... by less than bf16 can hold
+
+
+def test_tiny_shakespeare_fixture_has_the_hub_layout_and_feeds_the_unrelated_fine_tune(tmp_path):
+    """One row per hub split (train / validation / test), a string column ``text`` holding
+    the whole split as play text; the unrelated fine-tune reads the train lines only."""
+    from biasdrift.circuits.finetune import unrelated_texts
+    from biasdrift.data import prepare_dataset
+    from biasdrift.smoke.fixtures import build_dataset_fixture
+
+    info = build_dataset_fixture("tiny_shakespeare.parquet", tmp_path / "ts.parquet")
+    assert info["stands_for"] == "karpathy/tiny_shakespeare"
+    frame = pd.read_parquet(tmp_path / "ts.parquet")
+    assert list(frame.columns) == ["text", "split"] and frame.split.tolist() == ["train", "validation", "test"]
+    assert all(isinstance(t, str) and re.match(r"^[A-Z][a-z]+( [A-Z][a-z]+)*:\n", t) for t in frame.text)
+    assert all("\n\n" in t for t in frame.text)  # speeches separated by blank lines
+    prepare_dataset({"alias": "shakespeare", "path": str(tmp_path / "ts.parquet")}, tmp_path / "prepared.parquet")
+    prepared = pd.read_parquet(tmp_path / "prepared.parquet")
+    lines = unrelated_texts(prepared, "text", None, "shakespeare")
+    train_lines = [x.strip() for x in frame.text[0].splitlines() if x.strip()]
+    assert lines == train_lines and unrelated_texts(prepared, "text", 5, "shakespeare") == train_lines[:5]
 
 
 def test_seeded_split_is_reproducible():
