@@ -4,6 +4,7 @@ Tiny randomly initialised models, built locally (no downloads)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -282,6 +283,21 @@ def test_eap_costs_two_forwards_and_one_backward_per_batch():
     assert all(p.requires_grad for p in model.parameters())  # restored after EAP
 
 
+def test_vocabulary_scores_are_computed_for_the_last_position_only():
+    """Metrics read the last position: no pass materialises [batch, seq, vocab] logits
+    (a 128k vocabulary at 7B scale), in EAP, circuit evaluation and plain runs."""
+    model = build("llama", dtype=torch.float32)
+    adapter = adapter_for(model)
+    shapes = []
+    model.lm_head.register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+    clean, corrupted = pairs(n=6)
+    batches = eap.make_batches(clean, corrupted, 3, 0)
+    eap.attribute(model, adapter, batches, logprob_diff, show_progress=False)
+    eap.evaluate_graphs(model, adapter, batches, logprob_diff, [None])
+    eap.evaluate_plain(model, adapter, batches, logprob_diff)
+    assert shapes and {s[1] for s in shapes} == {1} and max(b.clean_ids.shape[1] for b in batches) > 1
+
+
 # --------------------------------------------------------------------------- other layouts
 @pytest.mark.parametrize(
     "model_cls,config",
@@ -314,6 +330,108 @@ def test_llama_layout_family_is_exact(model_cls, config):
     np.testing.assert_allclose(scores[into_logits], exact[into_logits], atol=1e-8, rtol=0)
     full = eap.evaluate_graph(model, adapter, batches, logit_diff, None)
     assert full == pytest.approx(eap.evaluate_plain(model, adapter, batches, logit_diff).mean(), abs=1e-10)
+
+
+# --------------------------------------------------------------------------- GQA mapping
+GQA_HEADS, GQA_KV, GQA_T = 8, 2, 6  # 4 query heads per key/value head
+
+
+def gqa_model() -> LlamaForCausalLM:
+    """One Llama block with grouped-query attention and q/k/v/o biases (so a bias mapped
+    to the wrong group shows too), float64."""
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        num_hidden_layers=1,
+        num_attention_heads=GQA_HEADS,
+        num_key_value_heads=GQA_KV,
+        hidden_size=32,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        attention_bias=True,
+        vocab_size=VOCAB,
+        pad_token_id=0,
+    )
+    model = LlamaForCausalLM(cfg).double().eval()
+    with torch.no_grad():  # biases start at zero: make them matter
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            getattr(model.model.layers[0].self_attn, proj).bias.normal_()
+    return model
+
+
+def head_inputs(model, normed=None, adapter=None) -> torch.Tensor:
+    """Per-head attention outputs z (the output projection's input) of layer 0,
+    ``[B, T, H, d_head]``; with ``normed`` the adapter's split q/k/v inputs are active."""
+    attn = model.model.layers[0].self_attn
+    seen = {}
+    handle = attn.o_proj.register_forward_pre_hook(lambda _m, args: seen.__setitem__("z", args[0].detach().clone()))
+    ids = torch.arange(1, 1 + 2 * GQA_T).view(2, GQA_T) % VOCAB
+    split = adapter.split_qkv(0, lambda: normed) if normed is not None else contextlib.nullcontext()
+    try:
+        with split, torch.no_grad():
+            model(input_ids=ids, use_cache=False)
+    finally:
+        handle.remove()
+    return seen["z"].view(2, GQA_T, GQA_HEADS, attn.head_dim)
+
+
+def changed_heads(a: torch.Tensor, b: torch.Tensor) -> set[int]:
+    return {h for h in range(a.shape[2]) if (a[:, :, h] - b[:, :, h]).abs().max() > 1e-9}
+
+
+def test_gqa_split_inputs_match_a_hand_run_attention_built_on_repeat_kv():
+    """Every query head h gets its own (normed) q, k and v input copy; the adapter's
+    per-head outputs equal attention computed by hand in which head h takes its key and
+    value from transformers' ``repeat_kv`` of the k/v projections of *its* copies (HF's
+    own grouping, not the adapter's formula). A mapping h % kv_heads instead of
+    h // (heads / kv_heads), of weights or of copies, fails this."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+    model = gqa_model()
+    adapter = adapter_for(model)
+    attn = model.model.layers[0].self_attn
+    heads, dh, d = GQA_HEADS, attn.head_dim, adapter.d_model
+    normed = torch.randn(2, GQA_T, 3 * heads, d, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    got = head_inputs(model, normed, adapter)
+
+    positions = torch.arange(GQA_T)[None].expand(2, -1)
+    cos, sin = model.model.rotary_emb(normed, positions)
+    causal = torch.ones(GQA_T, GQA_T, dtype=torch.bool).tril()
+    with torch.no_grad():
+        for h in range(heads):
+            q_in, k_in, v_in = normed[:, :, h], normed[:, :, heads + h], normed[:, :, 2 * heads + h]
+            q = attn.q_proj(q_in).view(2, GQA_T, heads, dh).transpose(1, 2)[:, h : h + 1]
+            k = repeat_kv(attn.k_proj(k_in).view(2, GQA_T, GQA_KV, dh).transpose(1, 2), heads // GQA_KV)[:, h : h + 1]
+            v = repeat_kv(attn.v_proj(v_in).view(2, GQA_T, GQA_KV, dh).transpose(1, 2), heads // GQA_KV)[:, h : h + 1]
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            weights = (q @ k.transpose(-1, -2) * dh**-0.5).masked_fill(~causal, float("-inf")).softmax(-1)
+            expected = (weights @ v)[:, 0]  # [B, T, d_head]
+            torch.testing.assert_close(got[:, :, h], expected, rtol=0, atol=1e-10, msg=f"query head {h}")
+
+
+def test_gqa_perturbing_one_kv_head_changes_the_same_query_heads_as_in_hf():
+    """Perturb the k (then v) weights of one key/value head: the query heads whose
+    outputs change in the unmodified HF model are the reference; the adapter's split pass
+    must change exactly those. And a perturbed k/v input copy of head h changes head h only."""
+    model = gqa_model()
+    adapter = adapter_for(model)
+    attn = model.model.layers[0].self_attn
+    heads, dh = GQA_HEADS, attn.head_dim
+    x = torch.randn(2, GQA_T, adapter.d_model, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    same = x[:, :, None].expand(-1, -1, 3 * heads, -1).clone()  # one residual stream, 3H identical copies
+    plain, split = head_inputs(model), head_inputs(model, same, adapter)
+    for proj in ("k_proj", "v_proj"):
+        for group in range(GQA_KV):
+            bumped = copy.deepcopy(model)
+            with torch.no_grad():
+                getattr(bumped.model.layers[0].self_attn, proj).weight[group * dh : (group + 1) * dh] += 0.5
+            reference = changed_heads(plain, head_inputs(bumped))
+            assert len(reference) == heads // GQA_KV, (proj, group, reference)
+            assert changed_heads(split, head_inputs(bumped, same, adapter_for(bumped))) == reference, (proj, group)
+    for part in (1, 2):  # k and v input copies
+        for h in range(heads):
+            other = same.clone()
+            other[:, :, part * heads + h] += torch.randn_like(x)
+            assert changed_heads(split, head_inputs(model, other, adapter)) == {h}, ("kv"[part - 1], h)
 
 
 @pytest.mark.parametrize("config", [BertConfig(), GPTNeoXConfig()])

@@ -66,6 +66,19 @@ def test_group_names_are_normalised_and_deduplicated():
     assert kept == ["taxi_driver"]
 
 
+def test_max_groups_keeps_the_first_names_for_prompts_and_fine_tunes(demo_config, monkeypatch):
+    names, report = prompts.load_groups({"names": ["a_b", "c", "a b", "d"], "max_groups": 2})
+    assert names == ["a b", "c"] and report["groups"] == 2 and report["groups_available"] == 3
+    monkeypatch.chdir(REPO)
+    cfg = copy.deepcopy(demo_config)
+    cfg["studies"]["circuits"]["max_groups"] = 3
+    cfg = validated(cfg)
+    for bias in ("demographic", "gender"):
+        source = workflow.group_source(cfg, bias)
+        assert source["max_groups"] == 3 and len(prompts.load_groups(source)[0]) == 3
+    assert "max_groups" not in workflow.group_source(validated(demo_config), "gender")  # default: all
+
+
 def test_template_bias_pairing_is_checked():
     with pytest.raises(ValueError, match="GSS1 is a gender template, not demographic"):
         prompts.check_pairing("demographic", "gss1")
@@ -424,6 +437,66 @@ def test_finetune_learns_reloads_and_is_reproducible(tmp_path):
     losses = [e["loss"] for e in metrics_["log_history"] if "loss" in e]
     assert losses[-1] < 0.7 * losses[0]
     assert all(torch.equal(p, q) for p, q in zip(outs[0].parameters(), outs[1].parameters(), strict=True))
+
+
+def test_finetune_trains_fp32_master_weights_of_a_half_precision_checkpoint(tmp_path):
+    """A checkpoint stored in bf16 (Llama-2 ships fp16; transformers 5 loads the stored
+    dtype by default) is fine-tuned with float32 parameters: a small update survives
+    (stepping bf16 weights would round it away) and the saved weights are float32."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from biasdrift.circuits.finetune import FinetuneConfig, finetune_causal_lm, positive_bias_texts
+    from biasdrift.models import ModelSize, build_model
+    from biasdrift.tokenization import TokenizerConfig, train_tokenizer
+
+    texts = positive_bias_texts("demographic", ["Zorbian", "Pellish"])
+    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=120), tmp_path / "base")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "base")
+    torch.manual_seed(0)
+    base = build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=32, dropout=0.0), tok)
+    base.to(torch.bfloat16).save_pretrained(tmp_path / "base")
+    stored = load_file(tmp_path / "base" / "model.safetensors")
+    assert {t.dtype for t in stored.values()} == {torch.bfloat16}
+    ref = {"alias": "base", "source": "path", "path": str(tmp_path / "base")}
+    cfg = FinetuneConfig(max_steps=2, batch_size=4, learning_rate=1e-5, save_steps=1000, logging_steps=1)
+    finetune_causal_lm(
+        model_ref=ref,
+        texts=texts,
+        out_dir=tmp_path / "tuned",
+        metrics_path=tmp_path / "m.json",
+        scratch_dir=tmp_path / ".scratch",
+        cfg=cfg,
+        seed=0,
+        device="cpu",
+        run_info={},
+    )
+    tuned = load_file(tmp_path / "tuned" / "model.safetensors")
+    assert {t.dtype for t in tuned.values()} == {torch.float32}
+    name = "transformer.h.0.mlp.c_fc.weight"
+    step = (tuned[name] - stored[name].float()).abs()
+    assert step.max() > 0  # lr 1e-5 moved the weights ...
+    assert (step < stored[name].float().abs() / 512).float().mean() > 0.5  # ... by less than bf16 can hold
+
+
+def test_tiny_shakespeare_fixture_has_the_hub_layout_and_feeds_the_unrelated_fine_tune(tmp_path):
+    """One row per hub split (train / validation / test), a string column ``text`` holding
+    the whole split as play text; the unrelated fine-tune reads the train lines only."""
+    from biasdrift.circuits.finetune import unrelated_texts
+    from biasdrift.data import prepare_dataset
+    from biasdrift.smoke.fixtures import build_dataset_fixture
+
+    info = build_dataset_fixture("tiny_shakespeare.parquet", tmp_path / "ts.parquet")
+    assert info["stands_for"] == "karpathy/tiny_shakespeare"
+    frame = pd.read_parquet(tmp_path / "ts.parquet")
+    assert list(frame.columns) == ["text", "split"] and frame.split.tolist() == ["train", "validation", "test"]
+    assert all(isinstance(t, str) and re.match(r"^[A-Z][a-z]+( [A-Z][a-z]+)*:\n", t) for t in frame.text)
+    assert all("\n\n" in t for t in frame.text)  # speeches separated by blank lines
+    prepare_dataset({"alias": "shakespeare", "path": str(tmp_path / "ts.parquet")}, tmp_path / "prepared.parquet")
+    prepared = pd.read_parquet(tmp_path / "prepared.parquet")
+    lines = unrelated_texts(prepared, "text", None, "shakespeare")
+    train_lines = [x.strip() for x in frame.text[0].splitlines() if x.strip()]
+    assert lines == train_lines and unrelated_texts(prepared, "text", 5, "shakespeare") == train_lines[:5]
 
 
 def test_seeded_split_is_reproducible():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -214,3 +215,95 @@ def test_pretraining_learns(repo, corpus, tmp_path):
     losses = [e["loss"] for e in metrics["log_history"] if "loss" in e]
     assert losses[-1] < losses[0] - 1.0
     assert metrics["final_eval"]["eval_loss"] < torch.log(torch.tensor(300.0)).item() - 1.0
+
+
+class _LrRecorder(training.StepCounter):
+    """The learning rate each optimizer step uses (read before the step)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lrs: list[float] = []
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):  # noqa: ARG002
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+
+
+def test_paper_warmup_ratio_gives_ceil_ratio_times_steps_of_linear_warmup(tmp_path):
+    """The paper config's ``warmup_ratio`` (circuits fine-tunes) on an epoch-based run of
+    42 optimizer steps (the original's Shakespeare run): ceil(0.1 * 42) = 5 warm-up steps
+    (round or floor would give 4), lr 0 at step 0, the peak at step 5, then linear decay."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer
+
+    from biasdrift.circuits.finetune import FinetuneConfig
+
+    paper = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/paper/circuits.yaml").read_text())
+    block = paper["studies"]["circuits"]["finetunes"]["shakespeare"]["train"]
+    ratio = block["warmup_ratio"]
+    cfg = training.config_from_dict(FinetuneConfig, block, "paper finetunes.shakespeare.train")
+    cfg = dataclasses.replace(cfg, epochs=2, batch_size=1, early_stopping_patience=None, eval_steps=0, save_steps=1000)
+    n_examples, total = 21, 42
+    warmup = math.ceil(ratio * total)
+    assert warmup > int(ratio * total)  # 42 steps make the rounding rule visible
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=8, vocab_size=11))
+    data = [{"input_ids": [i % 11, (i + 1) % 11, 3], "labels": [i % 11, (i + 1) % 11, 3]} for i in range(n_examples)]
+    recorder = _LrRecorder()
+    trainer = Trainer(
+        model=model, args=training.training_arguments(cfg, tmp_path, seed=0), train_dataset=data, callbacks=[recorder]
+    )
+    trainer.train()
+    peak = cfg.learning_rate
+    expected = [peak * s / warmup if s < warmup else peak * (total - s) / (total - warmup) for s in range(total)]
+    assert len(recorder.lrs) == total and trainer.state.max_steps == total
+    assert recorder.lrs[0] == 0.0 and recorder.lrs[warmup] == pytest.approx(peak, rel=1e-12)
+    assert recorder.lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_half_precision_trainable_weights_are_refused_frozen_ones_are_not():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=8, vocab_size=11))
+    training.require_fp32_trainable(model, "fp32 model")
+    model.to(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"job x: \d+ trainable parameter\(s\) are bfloat16 .*float32 master weights"):
+        training.require_fp32_trainable(model, "job x")
+    model.requires_grad_(False)  # a frozen half-precision base (LoRA / QLoRA) is fine
+    model.lm_head.weight.data = model.lm_head.weight.data.float()
+    model.lm_head.requires_grad_(True)
+    training.require_fp32_trainable(model, "frozen base")
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_chunked_token_logprobs_equal_the_full_log_softmax_and_stay_bounded(chunk, monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    batch, width, vocab = 3, 8, 501
+    logits = torch.randn(batch, width, vocab, generator=gen)
+    ids = torch.randint(0, vocab, (batch, width), generator=gen)
+    shapes = []
+    inner = training._chunk_logprobs
+
+    def recording(x, t, dtype):
+        shapes.append(tuple(x.shape))
+        return inner(x, t, dtype)
+
+    monkeypatch.setattr(training, "_chunk_logprobs", recording)
+    # a non-contiguous slice, as the probe passes it (position t predicts token t+1)
+    got = training.token_logprobs(logits[:, :-1], ids[:, 1:], chunk_size=chunk)
+    full = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    assert got.shape == (batch, width - 1) and got.dtype == torch.float32
+    torch.testing.assert_close(got, full, rtol=0, atol=1e-6)
+    assert max(rows for rows, _ in shapes) == min(chunk, width - 1)  # at most chunk x vocab at once
+    assert all(v == vocab for _, v in shapes) and sum(rows for rows, _ in shapes) == batch * (width - 1)
+    half = training.token_logprobs(logits.to(torch.bfloat16), ids, chunk_size=chunk)  # upcast per chunk
+    reference = torch.log_softmax(logits.to(torch.bfloat16).float(), -1).gather(-1, ids[..., None]).squeeze(-1)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, reference, rtol=0, atol=1e-5)
+    wide = logits.double() * 10
+    exact = torch.log_softmax(wide, -1).gather(-1, ids[..., None]).squeeze(-1)
+    torch.testing.assert_close(training.token_logprobs(wide, ids, chunk_size=chunk), exact, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="do not match"):
+        training.token_logprobs(logits, ids[:, 1:])

@@ -78,6 +78,61 @@ def use_bf16(cfg: TrainConfig, device_type: str) -> bool:
     return False
 
 
+def require_fp32_trainable(model, where: str) -> None:
+    """Full fine-tuning keeps float32 master weights: an optimizer stepping bf16/fp16
+    weights loses every update smaller than the weights' rounding step (about 1/256 of a
+    weight in bf16), so small-lr fine-tunes silently stall. Mixed precision comes from
+    ``precision`` (autocast), never from half-precision parameters. Raises ValueError
+    naming ``where`` and the first offending parameter."""
+    import torch
+
+    half_dtypes = (torch.float16, torch.bfloat16)
+    half = [(name, p.dtype) for name, p in model.named_parameters() if p.requires_grad and p.dtype in half_dtypes]
+    if half:
+        name, dtype = half[0]
+        raise ValueError(
+            f"{where}: {len(half)} trainable parameter(s) are {str(dtype).removeprefix('torch.')} (e.g. {name}); "
+            "full fine-tuning needs float32 master weights: load the model with dtype float32 and let "
+            "precision (auto/bf16) autocast the compute"
+        )
+
+
+LOGPROB_CHUNK = 256  # positions whose full-vocabulary scores are materialised at once
+
+
+def token_logprobs(logits, targets, chunk_size: int = LOGPROB_CHUNK):
+    """``log p(targets[..., t])`` under ``logits[..., t, :]`` for every position, as
+    ``logit[target] − logsumexp(logits)`` in float32 (float64 for float64 logits).
+
+    ``logits`` ``[..., T, V]`` may be half precision and non-contiguous (e.g. a ``[:, :-1]``
+    slice); ``targets`` ``[..., T]``. Positions are processed ``chunk_size`` at a time
+    (row by row of the leading dims), so the float32 intermediates hold at most
+    ``chunk_size × V`` values: a 128k vocabulary never needs a full ``[batch, seq, vocab]``
+    float32 copy plus its log-softmax."""
+    import torch
+
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} do not match")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    out = torch.empty(targets.shape, dtype=dtype, device=logits.device)
+    n_pos = logits.shape[-2]
+    rows = logits.reshape(-1, *logits.shape[-2:]) if logits.dim() != 3 else logits  # [R, T, V]
+    flat_targets, flat_out = targets.reshape(-1, n_pos), out.view(-1, n_pos)
+    for r in range(rows.shape[0]):
+        for start in range(0, n_pos, chunk_size):
+            stop = min(start + chunk_size, n_pos)
+            flat_out[r, start:stop] = _chunk_logprobs(rows[r, start:stop], flat_targets[r, start:stop], dtype)
+    return out
+
+
+def _chunk_logprobs(logits, targets, dtype):
+    """``[n, V]`` scores and ``[n]`` targets -> ``[n]`` log-probabilities."""
+    x = logits.to(dtype)
+    return x.gather(-1, targets[:, None].to(x.device)).squeeze(-1) - x.logsumexp(-1)
+
+
 def training_arguments(
     cfg: TrainConfig,
     scratch_dir: str | Path,

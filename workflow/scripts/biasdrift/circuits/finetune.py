@@ -15,7 +15,8 @@ Kinds:
 
 Every example starts with the tokenizer's BOS, as the evaluated prompts do. The
 train/validation split is seeded; warm-up is a ratio; epochs and early stopping come from
-the training section.
+the training section. The weights are trained in float32 (master weights; the compute is
+autocast to bf16 on CUDA), even when the checkpoint is stored in half precision.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from biasdrift.circuits.eap import encode_prompt
-from biasdrift.training import TrainConfig, callbacks_for, fit, training_arguments
+from biasdrift.training import TrainConfig, callbacks_for, fit, require_fp32_trainable, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,11 @@ def finetune_causal_lm(
 
     tokenizer = load_tokenizer(model_ref)
     torch.manual_seed(seed)
-    model = load_model(model_ref, kind="causal_lm", device="cpu")
+    # float32 master weights whatever the checkpoint's dtype (Llama-2 ships fp16, and
+    # transformers 5 loads the stored dtype by default): on CUDA the Trainer autocasts to
+    # bf16 (training.precision), the optimizer updates fp32 weights
+    model = load_model(model_ref, kind="causal_lm", device="cpu", dtype=torch.float32)
+    require_fp32_trainable(model, f"fine-tuning model alias {model_ref.get('alias')!r}")
     context = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
     max_length = min(cfg.max_length, int(context))
     train_texts, valid_texts = split_examples(texts, cfg.valid_fraction, seed)

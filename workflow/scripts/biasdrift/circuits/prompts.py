@@ -72,7 +72,8 @@ def normalise_group(name: str, underscores: str = "space") -> str:
 
 
 def load_groups(source: dict[str, Any], underscores: str = "space", where: str = "groups") -> tuple[list[str], dict]:
-    """Group names from ``{"file": csv, "column": name}`` or ``{"names": [...]}``, normalised.
+    """Group names from ``{"file": csv, "column": name}`` or ``{"names": [...]}``, normalised;
+    only the first ``source["max_groups"]`` of them when that is given (not None).
 
     Returns the names and a report (rows changed by normalisation, duplicates dropped)."""
     if "names" in source:
@@ -103,7 +104,19 @@ def load_groups(source: dict[str, Any], underscores: str = "space", where: str =
         names.append(name)
     if not names:
         raise ValueError(f"{where}: the group list from {origin} is empty")
-    report = {"source": origin, "groups": len(names), "normalised": len(changed), "duplicates_dropped": duplicates}
+    available = len(names)
+    limit = source.get("max_groups")
+    if limit is not None:
+        if int(limit) < 1:
+            raise ValueError(f"{where}: max_groups must be >= 1, got {limit}")
+        names = names[: int(limit)]
+    report = {
+        "source": origin,
+        "groups": len(names),
+        "groups_available": available,
+        "normalised": len(changed),
+        "duplicates_dropped": duplicates,
+    }
     if changed:
         log.info("%s: %d group names normalised (e.g. %r)", where, len(changed), changed[:3])
     return names, report

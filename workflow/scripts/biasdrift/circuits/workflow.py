@@ -32,7 +32,7 @@ CODE_VERSION = {
     "split_gender": 1,
     "discover_circuit": 1,
     "ablate_circuit": 1,
-    "finetune_circuits": 1,
+    "finetune_circuits": 2,
     "compare_circuits": 1,
     "analyze_stability": 1,
     "summarize_bias": 1,
@@ -197,12 +197,18 @@ def world_groups(config: dict, alias: str) -> dict[str, dict[str, list[str]]]:
 
 
 def group_source(config: dict, bias: str) -> dict[str, Any]:
-    """What load_groups reads: a file + column, or the names planted in a world."""
-    group = study(config)["groups"][bias]
+    """What load_groups reads: a file + column, or the names planted in a world; and
+    ``max_groups`` when the list is cut (studies.circuits.max_groups)."""
+    cfg = study(config)
+    group = cfg["groups"][bias]
     if "world" in group:
         classes = world_groups(config, group["world"])[bias]
-        return {"names": [n for names in classes.values() for n in names]}
-    return {"file": group["file"], "column": group["column"]}
+        source: dict[str, Any] = {"names": [n for names in classes.values() for n in names]}
+    else:
+        source = {"file": group["file"], "column": group["column"]}
+    if cfg.get("max_groups") is not None:
+        source["max_groups"] = cfg["max_groups"]
+    return source
 
 
 def planted(config: dict) -> dict[str, dict[str, list[str]]] | None:

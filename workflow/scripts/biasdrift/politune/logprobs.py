@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from biasdrift.runtime import progress
+from biasdrift.training import LOGPROB_CHUNK, token_logprobs
 
 
 def _logits_at(model, ids, mask, positions):
-    """Logits ``[batch, len(positions), vocab]`` (float) at sequence ``positions`` (a 1-D
-    tensor shared by the batch), through ``logits_to_keep`` where the model has it."""
+    """Logits ``[batch, len(positions), vocab]`` (the model's dtype) at sequence
+    ``positions`` (a 1-D tensor shared by the batch), through ``logits_to_keep`` where the
+    model has it."""
     try:
         logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=positions).logits
     except TypeError as err:  # a model class without logits_to_keep: full logits, then select
@@ -25,7 +27,7 @@ def _logits_at(model, ids, mask, positions):
         logits = model(input_ids=ids, attention_mask=mask).logits[:, positions]
     if logits.shape[1] != len(positions):  # an implementation that ignored the argument
         logits = logits[:, positions]
-    return logits.float()
+    return logits
 
 
 def _right_padded(seqs: list[list[int]], pad_id: int):
@@ -47,6 +49,7 @@ def completion_logps(
     device,
     batch_size: int = 16,
     desc: str = "log-probs",
+    chunk_size: int = LOGPROB_CHUNK,
 ) -> list[float]:
     """``sum_t log p(completion_t | prompt, completion_<t)`` for each ``(prompt_ids,
     completion_ids)``; sequences are right-padded, so positions never shift."""
@@ -67,9 +70,9 @@ def completion_logps(
         positions = scored.any(dim=0).nonzero().squeeze(-1)
         with torch.no_grad():
             logits = _logits_at(model, ids.to(device), mask.to(device), positions.to(device))
-        logp = torch.log_softmax(logits, dim=-1)  # [batch, positions, vocab]
         targets = ids[:, positions + 1].to(logits.device)
-        token_logp = logp.gather(-1, targets[..., None]).squeeze(-1)
+        # chunked: no [batch, positions, vocab] float32 log-softmax (training.token_logprobs)
+        token_logp = token_logprobs(logits, targets, chunk_size)
         out += (token_logp * scored[:, positions].to(logits.device)).sum(-1).tolist()
     return out
 
@@ -82,6 +85,7 @@ def branching_logps(
     device,
     batch_size: int = 16,
     desc: str = "option log-probs",
+    chunk_size: int = LOGPROB_CHUNK,
 ) -> list[list[float]]:
     """For each ``(prompt_ids, shared_ids)`` and every token ``c`` of ``candidates``:
     ``log p(shared + [c] | prompt)``, i.e. completions that share their first tokens and
@@ -104,10 +108,12 @@ def branching_logps(
         positions = (scored | last).any(dim=0).nonzero().squeeze(-1)
         with torch.no_grad():
             logits = _logits_at(model, ids.to(device), mask.to(device), positions.to(device))
-        logp = torch.log_softmax(logits, dim=-1)  # [batch, positions, vocab]
         targets = torch.cat([ids[:, 1:], ids[:, -1:]], dim=1)[:, positions].to(logits.device)
-        shared_logp = (logp.gather(-1, targets[..., None]).squeeze(-1) * scored[:, positions].to(logits.device)).sum(-1)
+        scored_here = scored[:, positions].to(logits.device)
+        shared_logp = (token_logprobs(logits, targets, chunk_size) * scored_here).sum(-1)
         final = last[:, positions].float().argmax(dim=1).to(logits.device)
-        at_last = logp[torch.arange(len(chunk), device=logits.device), final][:, list(candidates)]
+        # one [batch, vocab] row per sequence: the position that predicts the candidate
+        last_logits = logits[torch.arange(len(chunk), device=logits.device), final].float()
+        at_last = torch.log_softmax(last_logits, dim=-1)[:, list(candidates)]
         out += (at_last + shared_logp[:, None]).tolist()
     return out
