@@ -16,12 +16,14 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv demo report test lint dryrun bench lock install-slurm-profile clean
+.PHONY: help venv demo report test lint dryrun smoke smoke-config bench lock install-slurm-profile clean
 
 help:
 	@echo "make demo                  venv + demo tier end to end + results/report.html"
 	@echo "make test                  venv + lint + test suite (what CI runs)"
-	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml"
+	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml and config/smoke/*.yaml"
+	@echo "make smoke                 the paper configs end to end offline on real-size random models (.smoke/)"
+	@echo "make smoke-config          regenerate config/smoke/<study>.yaml from config/paper + config/smoke/overrides"
 	@echo "make bench                 every bench/bench_*.py (results in bench/results/)"
 	@echo "make install-slurm-profile copy profiles/slurm to ~/.config/snakemake/slurm (then edit its placeholders)"
 	@echo "make lock                  regenerate constraints.txt from a fresh venv"
@@ -60,8 +62,15 @@ test: lint
 
 dryrun: venv
 	$(SNAKEMAKE) -n --quiet rules
-	@for f in config/paper/*.yaml; do echo "== $$f"; \
+	@for f in config/paper/*.yaml config/smoke/*.yaml; do echo "== $$f"; \
 		$(SNAKEMAKE) -n --quiet rules --configfile $$f --replace-workflow-config; done
+
+# STUDIES="d3m specdec" runs some; each study runs in its own copy of the workflow in .smoke/
+smoke: venv
+	PYTHONPATH=workflow/scripts $(BIN)/python -m biasdrift.smoke.run --cores $(CORES) $(STUDIES)
+
+smoke-config: venv
+	PYTHONPATH=workflow/scripts $(BIN)/python -m biasdrift.smoke.derive
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
@@ -83,4 +92,4 @@ install-slurm-profile:
 	@echo "adapt its placeholders: partitions.yaml (partition names) and slurm_account in config.yaml"
 
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results logs benchmarks .snakemake .smoke

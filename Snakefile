@@ -39,6 +39,7 @@ include: "rules/specdec.smk"
 include: "rules/d3m.smk"
 include: "rules/tinystories.smk"
 include: "rules/report.smk"
+include: "rules/smoke.smk"
 
 
 rule all:

@@ -18,6 +18,8 @@ from biasdrift.cluster import patch_slurm_executor  # noqa: E402
 patch_slurm_executor(sys.modules.get("snakemake_executor_plugin_slurm"))
 
 try:
+    # Snakemake reads --configfile with PyYAML, which keeps the last of two equal keys
+    bdc.check_no_duplicate_keys(workflow.configfiles)
     bdc.validate_config(
         config, bdc.load_schema(Path(workflow.basedir) / "config" / "schema.yaml")
     )
@@ -44,6 +46,8 @@ CODE_VERSION = {
     "pretrain_lm": 1,
     "download_model": 1,
     "plot_pretraining": 1,
+    "build_smoke_model": 1,
+    "build_smoke_dataset": 1,
     **bdc.study_code_versions(),
 }
 
@@ -53,6 +57,7 @@ TOKENIZERS = sorted(config["tokenizers"])
 MODELS = sorted(config["models"])
 BUILD_MODELS = bdc.aliases_by_source(config, "models", "build")
 HUB_MODELS = bdc.aliases_by_source(config, "models", "hf_id")
+SMOKE_FIXTURES = bdc.smoke_fixture_names()
 
 
 def alias_regex(names):

@@ -2,48 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-# what a researcher's checkout holds (results, logs, .snakemake, .venv stay behind)
-WORKFLOW_PARTS = (
-    "Snakefile",
-    "rules",
-    "workflow",
-    "config",
-    "profiles",
-    "resources",
-    "environment.yml",
-    "tests/config",
-)
+from biasdrift.smoke.run import REPO, copy_workflow, offline_env
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow (not its results) into ``dest``, as a fresh checkout would be."""
-    dest.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=ignore)
-        else:
-            (dest / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / part)
-    return dest
-
-
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", MPLBACKEND="Agg")
-    env.update(extra)
-    return env
+    """The environment of a test's snakemake run: offline, no HF_TOKEN."""
+    return offline_env(**extra)
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):

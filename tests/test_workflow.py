@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from biasdrift.config import duplicate_keys
 from tests.conftest import FAKE_TOKEN, TINY, copy_workflow, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -90,6 +91,27 @@ def test_bad_config_fails_before_any_job_naming_the_key(case, tmp_path):
     assert proc.returncode != 0
     assert named in proc.stderr + proc.stdout
     assert not (work / "results").exists() and not (work / "logs").exists(), "no job may start"
+
+
+def test_duplicated_yaml_key_fails_naming_the_key_and_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys: the workflow must refuse instead."""
+    work = copy_workflow(tmp_path / "w")
+    text = (work / "tests/config/tiny.yaml").read_text()
+    anchor = "      pretrain: &pretrain\n"
+    assert text.count(anchor) == 1
+    (work / "dup.yaml").write_text(text.replace(anchor, anchor + "        max_steps: 5\n"))
+    proc = snakemake(work, "--cores", "1", "--configfile", "dup.yaml", "--replace-workflow-config", check=False)
+    assert proc.returncode != 0
+    assert re.search(
+        r"dup.yaml: models.tiny-gpt2.build.pretrain.max_steps \(lines \d+ and \d+\): duplicated key", proc.stderr
+    )
+    assert not (work / "results").exists() and not (work / "logs").exists(), "no job may start"
+
+
+def test_merge_key_overridden_by_an_explicit_key_is_not_a_duplicate(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a: &base {x: 1, y: 2}\nb:\n  <<: *base\n  x: 3\nc: {x: 1, x: 2}\n")
+    assert duplicate_keys(path) == ["c.x (lines 5 and 5)"]
 
 
 # --------------------------------------------------------------------------- the tiny demo

@@ -40,7 +40,49 @@ class ConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------- schema
+def duplicate_keys(path: str | Path) -> list[str]:
+    """Keys written twice in one mapping of YAML file ``path``, as ``key.path (lines a
+    and b)``. PyYAML (and so Snakemake's ``--configfile``) silently keeps the last value;
+    a merge key (``<<: *anchor``) overridden by an explicit key is not a duplicate."""
+    with open(path, encoding="utf-8") as handle:
+        root = yaml.compose(handle, Loader=yaml.SafeLoader)
+    found: list[str] = []
+
+    def walk(node: Any, where: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    found.append(f"{_key_path((*where, key))} (lines {seen[key]} and {line})")
+                else:
+                    seen[key] = line
+                walk(value_node, (*where, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*where, i))
+
+    walk(root, ())
+    return found
+
+
+def check_no_duplicate_keys(paths: Iterable[str | Path]) -> None:
+    """Raise :class:`ConfigError` naming every key written twice in these YAML files."""
+    problems = [
+        f"{path}: {dup}: duplicated key (the last value would silently win)"
+        for path in paths
+        for dup in duplicate_keys(path)
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
 def load_yaml(path: str | Path) -> Any:
+    """Read a YAML file; a key written twice in one mapping is an error naming it."""
+    check_no_duplicate_keys([path])
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
@@ -350,6 +392,13 @@ def final_outputs(config: dict) -> list[str]:
         if module is not None and hasattr(module, "targets"):
             targets += module.targets(config)
     return targets
+
+
+def smoke_fixture_names() -> dict[str, list[str]]:
+    """Names of the smoke tier's model and dataset fixtures (biasdrift.smoke.fixtures)."""
+    from biasdrift.smoke.fixtures import fixture_names
+
+    return fixture_names()
 
 
 def study_code_versions() -> dict[str, int]:

@@ -32,24 +32,37 @@ class TokenizerConfig:
     min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a merge."})
 
 
-def _train_bpe(texts: Iterable[str], cfg: TokenizerConfig):
+def byte_level_bpe(
+    texts: Iterable[str], vocab_size: int, min_frequency: int, specials: Sequence[str], lowercase: bool = False
+):
+    """A byte-level BPE ``tokenizers.Tokenizer`` (GPT-2 / Llama 3 / Qwen style) trained on
+    ``texts``, with ``specials`` as the first ids (the demo tokenizers and the smoke tier's
+    stand-ins for hub tokenizers share it)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    if cfg.lowercase:
+    if lowercase:
         tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size,
-        min_frequency=cfg.min_frequency,
-        special_tokens=[BPE_SPECIALS["eos"], BPE_SPECIALS["pad"]],
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(specials),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def _train_bpe(texts: Iterable[str], cfg: TokenizerConfig):
+    from transformers import PreTrainedTokenizerFast
+
+    tok = byte_level_bpe(
+        texts, cfg.vocab_size, cfg.min_frequency, [BPE_SPECIALS["eos"], BPE_SPECIALS["pad"]], cfg.lowercase
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BPE_SPECIALS["eos"],
