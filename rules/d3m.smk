@@ -55,6 +55,7 @@ rule finetune_d3m_base:
         finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
         max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
         metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
+        snapshot_epochs=study_input("d3m", "snapshot_epochs"),
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/d3m/{world}/base/seed{seed}/.scratch/finetune_d3m_base",
         code_version=CODE_VERSION["finetune_d3m_base"],

@@ -158,3 +158,16 @@ def test_bad_paper_trak_settings_name_the_key(edit, named):
     with pytest.raises(bdc.ConfigError) as err:
         bdc.validate_config(raw, SCHEMA)
     assert named in str(err.value)
+
+
+def test_base_models_snapshot_only_the_epochs_of_their_trak_ensembles():
+    cfg = bdc.validate_config(paper(), SCHEMA)
+    assert wf.snapshot_epochs(cfg, Wildcards(world="toxigen", seed="1")) == [9, 10]
+    raw = paper()
+    raw["studies"]["d3m"]["trak"]["trak"]["checkpoints"] = {"seeds": [0], "epochs": [10]}
+    cfg = bdc.validate_config(raw, SCHEMA)
+    assert wf.snapshot_epochs(cfg, Wildcards(world="toxigen", seed="0")) == [10]
+    assert wf.snapshot_epochs(cfg, Wildcards(world="toxigen", seed="2")) == []
+    demo = validate(tiny())  # no epochs: the final weights only
+    demo["studies"]["d3m"]["trak"]["trak"]["checkpoints"]["epochs"] = []
+    assert wf.snapshot_epochs(demo, Wildcards(world="synth", seed="0")) == []

@@ -3,7 +3,7 @@
 Results (rules/d3m.smk; logs/ and benchmarks/ mirror them)::
 
     results/d3m/{world}/data.parquet                         prepare_d3m_world
-    results/d3m/{world}/base/seed{seed}/model/               finetune_d3m_base (+ epoch-<n>/)
+    results/d3m/{world}/base/seed{seed}/model/               finetune_d3m_base (+ epoch-<n>/ for TRAK)
     results/d3m/{world}/base/seed{seed}/preds.parquet        ... predictions on every split
     results/d3m/{world}/scores/{method}/scores.npy|uids.json score_d3m_trak / score_d3m_if
     results/d3m/{world}/align/{method}.parquet               align_d3m
@@ -22,7 +22,7 @@ from biasdrift import config as bdc
 STUDY = "d3m"
 CODE_VERSION = {
     "prepare_d3m_world": 1,
-    "finetune_d3m_base": 1,
+    "finetune_d3m_base": 2,  # 2: epoch snapshots only where a TRAK ensemble uses them
     "score_d3m_trak": 1,
     "score_d3m_if": 1,
     "align_d3m": 1,
@@ -191,6 +191,17 @@ def trak_checkpoints(config: dict, wildcards: Any) -> list[str]:
     spec = section(config)["trak"][wildcards.method]
     chosen = spec["checkpoints"]["seeds"] or [section(config)["score_seed"]]
     return [f"{base_dir(wildcards.world, s)}/model" for s in chosen]
+
+
+def snapshot_epochs(config: dict, wildcards: Any) -> list[int]:
+    """Epochs of base model ``wildcards.seed`` that some TRAK ensemble uses: only those
+    are kept as snapshots (every epoch of bert-base would be 440 MB each)."""
+    out: set[int] = set()
+    for spec in section(config)["trak"].values():
+        chosen = spec["checkpoints"]["seeds"] or [section(config)["score_seed"]]
+        if int(wildcards.seed) in chosen:
+            out |= set(spec["checkpoints"]["epochs"])
+    return sorted(out)
 
 
 def score_model(config: dict, wildcards: Any) -> list[str]:
