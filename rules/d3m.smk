@@ -26,7 +26,7 @@ rule prepare_d3m_world:
     benchmark:
         "benchmarks/d3m/{world}/prepare_d3m_world.tsv"
     params:
-        world=lookup(dpath="studies/d3m/worlds/{world}", within=config),
+        world=study_input("d3m", "prepare_params"),
         code_version=CODE_VERSION["prepare_d3m_world"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -55,6 +55,7 @@ rule finetune_d3m_base:
         finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
         max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
         metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
+        snapshot_epochs=study_input("d3m", "snapshot_epochs"),
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/d3m/{world}/base/seed{seed}/.scratch/finetune_d3m_base",
         code_version=CODE_VERSION["finetune_d3m_base"],
@@ -79,7 +80,7 @@ rule score_d3m_trak:
     benchmark:
         "benchmarks/d3m/{world}/scores/{method}/score_d3m_trak.tsv"
     params:
-        trak=lookup(dpath="studies/d3m/trak/{method}", within=config),
+        trak=study_input("d3m", "trak_spec"),
         query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
         max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
         runtime=lookup(dpath="runtime", within=config),

@@ -97,3 +97,19 @@ def test_a_new_k_reruns_only_its_retrainings(tiny_run):
         ("retrain_d3m", f"world=synth, method={m}, k=0.2, seed=0") for m in ("if", "random", "trak")
     ]
     assert {rule for rule, _ in jobs} == {"retrain_d3m", "aggregate_d3m", "plot_d3m_counterfactual", "all"}
+
+
+def test_a_world_trak_override_reruns_only_that_worlds_trak_scores(tiny_run):
+    """worlds.<world>.trak reaches score_d3m_trak's params only: neither the data nor the
+    base models nor the influence scores are redone."""
+    work, env = tiny_run
+    cfg = yaml.safe_load((work / "tests/config/tiny.yaml").read_text())
+    cfg["studies"]["d3m"]["worlds"]["synth"]["trak"] = {"proj_dim": 32}
+    (work / "world_trak.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(
+        work, "-n", "--cores", "2", "--configfile", "world_trak.yaml", "--replace-workflow-config", env=env
+    )
+    jobs = planned_jobs(proc.stdout)
+    assert ("score_d3m_trak", "world=synth, method=trak") in jobs
+    assert not {rule for rule, _ in jobs} & {"prepare_d3m_world", "finetune_d3m_base", "score_d3m_if"}
+    assert ("align_d3m", "world=synth, method=if") not in jobs

@@ -203,3 +203,102 @@ def test_trak_uses_the_cuda_projector_on_gpu(world, tmp_path):
     cfg = at.TrakConfig(proj_dim=256, lambda_reg=1e-3)
     _, info = at.trak_scores([lin.to_module(world.theta)], ["features"], train, query, cfg, tmp_path, device="cuda")
     assert info["projector"] in {"CudaProjector", "ChunkedCudaProjector"}
+
+
+# --------------------------------------------------------------------------- TRAK setup
+@pytest.fixture
+def no_fast_jl(monkeypatch):
+    """fast_jl not importable, whatever is installed (sys.modules None = ImportError)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fast_jl", None)
+
+
+@pytest.fixture
+def fake_fast_jl(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "fast_jl", types.ModuleType("fast_jl"))
+
+
+@pytest.mark.usefixtures("no_fast_jl")
+def test_projector_cuda_without_fast_jl_fails_naming_the_install():
+    with pytest.raises(at.TrakSetupError, match=r"needs fast_jl.*pip install --no-build-isolation fast_jl"):
+        at.choose_projector(at.TrakConfig(projector="cuda"), "cuda")
+    with pytest.raises(at.TrakSetupError, match="needs a CUDA device"):
+        at.choose_projector(at.TrakConfig(projector="cuda"), "cpu")
+
+
+@pytest.mark.usefixtures("fake_fast_jl")
+def test_projector_cuda_with_fast_jl_is_chosen():
+    assert at.choose_projector(at.TrakConfig(projector="cuda"), "cuda") == at.ProjectorChoice("cuda", "cuda")
+    assert at.choose_projector(at.TrakConfig(projector="auto"), "cuda") == at.ProjectorChoice("auto", "cuda")
+
+
+@pytest.mark.usefixtures("no_fast_jl")
+def test_projector_auto_falls_back_explicitly_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger=at.log.name):
+        choice = at.choose_projector(at.TrakConfig(projector="auto"), "cuda")
+    assert choice.kind == "basic" and "fast_jl cannot be imported" in choice.fallback
+    assert any("falling back to BasicProjector" in r.message and "fast_jl==0.1.3" in r.message for r in caplog.records)
+    cpu = at.choose_projector(at.TrakConfig(projector="auto"), "cpu")
+    assert cpu.kind == "basic" and "device is 'cpu'" in cpu.fallback
+    assert at.choose_projector(at.TrakConfig(projector="basic"), "cuda") == at.ProjectorChoice("basic", "basic")
+
+
+def test_traker_silent_fallback_is_an_error_for_cuda_and_recorded_for_auto():
+    class BasicProjector:  # what traker builds when its fast_jl test projection fails
+        pass
+
+    class Traker:
+        projector = BasicProjector()
+
+    with pytest.raises(RuntimeError, match="fast_jl does not run here"):
+        at.check_projector(Traker(), at.ProjectorChoice("cuda", "cuda"))
+    auto = at.ProjectorChoice("auto", "cuda")
+    assert at.check_projector(Traker(), auto) == "BasicProjector" and "fell back" in auto.fallback
+
+
+def test_basic_projector_blocks_fit_in_memory():
+    bert_base = 109_483_778  # parameters of bert-base-uncased + a 2-class head
+    block = at.basic_block_size(2048, bert_base)
+    assert block >= 1 and block * bert_base * 4 <= at.BASIC_BLOCK_BYTES
+    assert at.basic_block_size(256, 5_000) == 100 and at.basic_block_size(8, 5_000) == 4  # < proj_dim
+
+
+def test_trak_records_the_projector_choice(world, tmp_path):
+    _, info = world.trak(tmp=tmp_path, proj_dim=64)
+    assert info["projector"] == "BasicProjector" and info["projector_requested"] == "auto"
+    assert "device is 'cpu'" in info["projector_fallback"]
+    _, info = world.trak(tmp=tmp_path, proj_dim=64, projector="basic")
+    assert info["projector_fallback"] is None
+
+
+@pytest.mark.usefixtures("no_fast_jl")
+def test_scoring_job_fails_before_loading_a_model(tmp_path):
+    """A world whose size only preparation knows: the job checks proj_dim and the
+    projector before it loads a checkpoint (here none exists)."""
+    from biasdrift.d3m.scoring import score_world
+
+    frame = generate("d3m_synthetic", {"n_majority": 10, "n_minority": 2, "n_other": 5}, 0)
+    frame.to_parquet(tmp_path / "data.parquet")
+    n_train = int((frame["split"] == "train").sum())
+    common = {
+        "method": "trak",
+        "model_dirs": [tmp_path / "no-such-model"],
+        "epochs": [],
+        "data_path": tmp_path / "data.parquet",
+        "query_split": "val",
+        "max_length": 16,
+        "scores_path": tmp_path / "scores.npy",
+        "uids_path": tmp_path / "uids.json",
+        "work_dir": tmp_path / "work",
+        "seed": 0,
+        "where": "studies.d3m.trak.trak on world 'w'",
+    }
+    with pytest.raises(at.TrakSetupError, match=rf"trak on world 'w': proj_dim {n_train} >= {n_train} training rows"):
+        score_world(cfg=at.TrakConfig(proj_dim=n_train), device="cpu", **common)
+    with pytest.raises(at.TrakSetupError, match="needs fast_jl"):
+        score_world(cfg=at.TrakConfig(proj_dim=8, projector="cuda"), device="cuda", **common)
+    assert not (tmp_path / "scores.npy").exists()

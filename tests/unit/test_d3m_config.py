@@ -76,3 +76,98 @@ def test_paper_config_validates_and_names_its_worlds():
     cfg = bdc.validate_config(yaml.safe_load((REPO / "config/paper/d3m.yaml").read_text()), SCHEMA)
     assert set(wf.worlds(cfg)) == {"toxigen", "hatexplain"}
     assert cfg["studies"]["d3m"]["worlds"]["toxigen"]["test_dataset"] == "toxigen-annotated"
+
+
+# --------------------------------------------------------------------------- TRAK per world
+N_TRAIN_TINY = 60 + 6 + 6 * 40  # tiny.yaml's d3m-synth train cells
+
+
+def paper():
+    return yaml.safe_load((REPO / "config/paper/d3m.yaml").read_text())
+
+
+class Wildcards:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+def test_proj_dim_not_below_the_training_rows_fails_at_config_time_naming_world_and_key():
+    """X^T X of TRAK features has rank <= n_train: proj_dim >= n_train with lambda_reg 0
+    is singular. Where the config fixes n_train, snakemake -n says so."""
+    cfg = tiny()
+    cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = N_TRAIN_TINY
+    with pytest.raises(bdc.ConfigError) as err:
+        validate(cfg)
+    message = str(err.value)
+    assert "studies.d3m.trak.trak on world 'synth'" in message and "studies.d3m.worlds.synth.trak" in message
+    assert f"proj_dim {N_TRAIN_TINY} >= {N_TRAIN_TINY} training rows" in message
+    cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = N_TRAIN_TINY - 1
+    validate(cfg)  # one below is fine
+    # the per-world remedies: a smaller proj_dim, or a ridge term
+    for override in ({"proj_dim": 128}, {"lambda_reg": 1e-3}):
+        cfg = tiny()
+        cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = 4096
+        cfg["studies"]["d3m"]["worlds"]["synth"]["trak"] = override
+        validated = validate(cfg)
+        spec = wf.trak_spec(validated, Wildcards(world="synth", method="trak"))
+        assert {k: spec[k] for k in override} == override
+
+
+def test_world_trak_overrides_reach_only_the_scoring_params():
+    cfg = bdc.validate_config(paper(), SCHEMA)
+    hx, tg = (wf.trak_spec(cfg, Wildcards(world=w, method="trak")) for w in ("hatexplain", "toxigen"))
+    assert hx["proj_dim"] == 1024 and tg["proj_dim"] == 2048 and hx["projector"] == tg["projector"] == "cuda"
+    assert hx["lambda_reg"] == 0.0  # null overrides keep the method's value
+    # a world's TRAK overrides are not preparation settings (no re-preparation on a change)
+    assert "trak" not in wf.prepare_params(cfg, Wildcards(world="hatexplain"))
+    assert wf.prepare_params(cfg, Wildcards(world="toxigen"))["toxigen"]["train_per_cell"] == 400
+
+
+def test_paper_training_rows_known_from_the_config():
+    cfg = bdc.validate_config(paper(), SCHEMA)
+    worlds = cfg["studies"]["d3m"]["worlds"]
+    assert wf.train_rows(cfg, worlds["toxigen"]) == 9 * 800 + 4 * (400 + 100)  # the thesis's 9,200
+    assert wf.train_rows(cfg, worlds["hatexplain"]) is None  # the smallest cell decides: after preparation
+    raw = paper()
+    raw["studies"]["d3m"]["worlds"]["toxigen"]["trak"] = {"proj_dim": 9200}
+    with pytest.raises(bdc.ConfigError, match=r"trak\.trak on world 'toxigen'.*proj_dim 9200 >= 9200"):
+        bdc.validate_config(raw, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda c: c["runtime"].update(device="cpu"),
+            "studies.d3m.trak.trak.projector: cuda (fast_jl) cannot run with runtime.device cpu",
+        ),
+        (
+            lambda c: c["studies"]["d3m"]["worlds"]["hatexplain"]["imbalance"].update(biased_groups=["african"]),
+            "studies.d3m.worlds.hatexplain.imbalance.biased_groups: ['african'] not among",
+        ),
+        (
+            lambda c: c["studies"]["d3m"]["worlds"]["toxigen"]["trak"].update(proj_dimm=3),
+            "proj_dimm",
+        ),
+    ],
+)
+def test_bad_paper_trak_settings_name_the_key(edit, named):
+    raw = paper()
+    raw["studies"]["d3m"]["worlds"]["toxigen"]["trak"] = {}
+    edit(raw)
+    with pytest.raises(bdc.ConfigError) as err:
+        bdc.validate_config(raw, SCHEMA)
+    assert named in str(err.value)
+
+
+def test_base_models_snapshot_only_the_epochs_of_their_trak_ensembles():
+    cfg = bdc.validate_config(paper(), SCHEMA)
+    assert wf.snapshot_epochs(cfg, Wildcards(world="toxigen", seed="1")) == [9, 10]
+    raw = paper()
+    raw["studies"]["d3m"]["trak"]["trak"]["checkpoints"] = {"seeds": [0], "epochs": [10]}
+    cfg = bdc.validate_config(raw, SCHEMA)
+    assert wf.snapshot_epochs(cfg, Wildcards(world="toxigen", seed="0")) == [10]
+    assert wf.snapshot_epochs(cfg, Wildcards(world="toxigen", seed="2")) == []
+    demo = validate(tiny())  # no epochs: the final weights only
+    demo["studies"]["d3m"]["trak"]["trak"]["checkpoints"]["epochs"] = []
+    assert wf.snapshot_epochs(demo, Wildcards(world="synth", seed="0")) == []

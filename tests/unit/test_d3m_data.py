@@ -229,3 +229,21 @@ def test_prepare_world_from_hub_datasets(monkeypatch, tmp_path):
     assert "label_note" in manifest
     with pytest.raises(ValueError, match="unknown key"):
         dd.prepare_world("toxigen", frames, {"train_per_cel": 3}, {}, 0, "w")
+
+
+def test_toxigen_groups_fix_the_training_rows_and_biased_groups_must_exist():
+    train_raw, annotated = fake_toxigen()
+    imbalance = dd.Imbalance(biased_groups=["women"], biased_label=0, biased_ratio=0.25)
+    params = dd.ToxigenParams(train_per_cell=20, val_per_cell=8, test_per_cell=3, groups=["women", "black"])
+    frame = dd.prepare_toxigen(train_raw, annotated, params, imbalance, seed=1)
+    train = frame[frame["split"] == "train"]
+    assert set(frame["group"]) == {"women", "black"} and len(train) == 20 + 5 + 20 + 20
+    one_label = train_raw[~((train_raw["group"] == "asian") & (train_raw["prompt_label"] == 0))]
+    with pytest.raises(DataError, match=r"toxigen\.groups: group\(s\) without rows of both labels.*'asian': \[1\]"):
+        dd.prepare_toxigen(one_label, annotated, dd.ToxigenParams(groups=["asian", "black"]), dd.Imbalance(), 0)
+    # a biased group that is not in the data would plant no bias at all
+    typo = dd.Imbalance(biased_groups=["Women"])
+    with pytest.raises(DataError, match=r"imbalance\.biased_groups: \['Women'\] are not groups of the data"):
+        dd.prepare_toxigen(train_raw, annotated, dd.ToxigenParams(train_per_cell=20), typo, seed=1)
+    with pytest.raises(DataError, match=r"imbalance\.biased_groups: \['african'\]"):
+        dd.prepare_hatexplain(fake_hatexplain(), dd.HatexplainParams(), dd.Imbalance(biased_groups=["african"]), 0)

@@ -3,6 +3,7 @@
 from biasdrift.d3m.attribution import InfluenceConfig, TrakConfig
 from biasdrift.d3m.classifier import set_threads
 from biasdrift.d3m.scoring import score_world
+from biasdrift.d3m.workflow import trak_where
 from biasdrift.runtime import choose_device, job_for
 from biasdrift.training import config_from_dict
 
@@ -34,6 +35,7 @@ def main(smk) -> None:
                 work_dir=smk.params.work,
                 device=choose_device(runtime["device"]).type,
                 seed=seed,
+                where=trak_where(smk.wildcards.world, method) if trak else f"studies.d3m.influence.{method}",
             )
         )
 

@@ -6,10 +6,13 @@ Both return (n_train, n_query) float32 with the same sign: positive = the traini
 example helps the query (raises its margin ``logit[y] - logsumexp(logit[others])``).
 
 Pitfalls handled here (spec sections 4.1-4.2, dependencies.md 4e/4f):
-* TRAK: float32 (``use_half_precision=False``); the projector is chosen explicitly and
-  recorded, and a silent fallback is an error (CudaProjector / ChunkedCudaProjector on
-  CUDA, BasicProjector on CPU); ``block_size < proj_dim`` (traker frees a one-block
-  projector before scoring); ``proj_dim < n_train`` unless ``lambda_reg > 0``;
+* TRAK: float32 (``use_half_precision=False``); the projector is chosen explicitly
+  before any model is loaded (:func:`choose_projector`) and recorded: ``cuda`` needs
+  fast_jl and fails at once without it, ``auto`` falls back to BasicProjector with a
+  warning and the reason in the manifest (traker's own fallback is silent);
+  ``block_size < proj_dim`` (traker frees a one-block projector before scoring) and a
+  BasicProjector block of at most ``BASIC_BLOCK_BYTES``; ``proj_dim < n_train`` unless
+  ``lambda_reg > 0`` (:func:`check_proj_dim`: X^T X has rank <= n_train);
   transformers-5 masks are not vmap-safe, so HF models get a prebuilt 4D additive mask
   and eager attention; a fresh save directory per job (stale ids are skipped silently).
 * kronfluence: ``get_influence_tracked_modules`` (the 1.x name), only nn.Linear / Conv2d
@@ -37,6 +40,14 @@ log = logging.getLogger(__name__)
 
 SCOPES = ("head", "last", "all")
 PROJECTORS = ("auto", "basic", "cuda", "noop")
+CUDA_PROJECTORS = ("CudaProjector", "ChunkedCudaProjector")
+FAST_JL_INSTALL = (
+    "pip install --no-build-isolation fast_jl==0.1.3 (or traker[fast]; it compiles a CUDA kernel: "
+    "needs nvcc from a CUDA toolkit, gcc and torch installed first)"
+)
+# BasicProjector holds a (grad_dim, block) float32 matrix: 100 columns of BERT-base's
+# 110M gradient would be 44 GB
+BASIC_BLOCK_BYTES = 2 * 1024**3
 HEAD_NAMES = ("classifier", "score")  # HF sequence-classification heads
 LAYER_RE = re.compile(r"\.(?:layer|layers|h)\.(\d+)\.")
 
@@ -44,7 +55,7 @@ LAYER_RE = re.compile(r"\.(?:layer|layers|h)\.(\d+)\.")
 @dataclass
 class TrakConfig:
     proj_dim: int = field(default=512, metadata={"help": "Projection dimension (< n_train unless lambda_reg > 0)."})
-    projector: str = field(default="auto", metadata={"help": "auto (CUDA: fast_jl, CPU: basic), basic, cuda, noop."})
+    projector: str = field(default="auto", metadata={"help": "auto, cuda (fast_jl or an error), basic or noop."})
     projector_seed: int = field(default=0, metadata={"help": "Seed of the random projection."})
     lambda_reg: float = field(default=0.0, metadata={"help": "Ridge term added to X^T X."})
     batch_size: int = field(default=16, metadata={"help": "Examples per featurize / score call."})
@@ -189,6 +200,75 @@ def scope_parameters(model, scope: str, last_n: int = 1) -> list[str] | None:
 
 
 # --------------------------------------------------------------------------- TRAK
+class TrakSetupError(ValueError):
+    """A TRAK setting that cannot work (checked before any model is loaded)."""
+
+
+def check_proj_dim(cfg: TrakConfig, n_train: int, where: str = "trak") -> None:
+    """``proj_dim >= n_train`` with ``lambda_reg`` 0 makes X^T X (rank <= n_train)
+    singular: an error naming ``where`` (the config keys) and the remedies."""
+    if cfg.projector != "noop" and cfg.proj_dim >= n_train and cfg.lambda_reg == 0:
+        raise TrakSetupError(
+            f"{where}: proj_dim {cfg.proj_dim} >= {n_train} training rows with lambda_reg 0, so X^T X is "
+            f"singular and the TRAK scores are garbage; set proj_dim below {n_train} or lambda_reg > 0"
+        )
+
+
+def fast_jl_problem() -> str | None:
+    """Why fast_jl (traker's CUDA projector kernel) cannot be imported, or None."""
+    try:
+        import fast_jl  # noqa: F401
+    except Exception as err:  # a broken build raises OSError / RuntimeError, not ImportError
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+@dataclass
+class ProjectorChoice:
+    """The projector a TRAK run uses: ``kind`` (cuda, basic, noop) and, when ``auto``
+    could not get the CUDA projector, ``fallback`` = why (recorded in the manifest)."""
+
+    requested: str
+    kind: str
+    fallback: str | None = None
+
+
+def choose_projector(cfg: TrakConfig, device: str) -> ProjectorChoice:
+    """``cuda``: a CUDA device and an importable fast_jl, else an error naming the
+    install command; ``auto``: the CUDA projector when both are there, else an explicit
+    BasicProjector (a warning on a CUDA device, where it is slow and memory-hungry)."""
+    cuda = device.startswith("cuda")
+    if cfg.projector in ("basic", "noop"):
+        return ProjectorChoice(cfg.projector, cfg.projector)
+    if cfg.projector == "cuda":
+        if not cuda:
+            raise TrakSetupError(
+                f"projector 'cuda' needs a CUDA device, but the device is {device!r}; use auto or basic"
+            )
+        problem = fast_jl_problem()
+        if problem:
+            raise TrakSetupError(
+                f"projector 'cuda' needs fast_jl, which cannot be imported ({problem}); {FAST_JL_INSTALL}"
+            )
+        return ProjectorChoice("cuda", "cuda")
+    if not cuda:
+        reason = f"device is {device!r} (fast_jl needs CUDA)"
+        log.info("TRAK projector auto: BasicProjector, %s", reason)
+        return ProjectorChoice("auto", "basic", reason)
+    problem = fast_jl_problem()
+    if problem:
+        reason = f"fast_jl cannot be imported ({problem})"
+        log.warning("TRAK projector auto: falling back to BasicProjector, %s; %s", reason, FAST_JL_INSTALL)
+        return ProjectorChoice("auto", "basic", reason)
+    return ProjectorChoice("auto", "cuda")
+
+
+def basic_block_size(proj_dim: int, grad_dim: int) -> int:
+    """Columns per BasicProjector block: at most 100, fewer than ``proj_dim`` (traker
+    frees a single-block projector before scoring), and at most BASIC_BLOCK_BYTES."""
+    return max(1, min(100, proj_dim // 2, BASIC_BLOCK_BYTES // (4 * grad_dim)))
+
+
 def _trak_output(input_names: Sequence[str]):
     import torch
     from trak.modelout_functions import AbstractModelOutput
@@ -215,51 +295,43 @@ def _trak_output(input_names: Sequence[str]):
     return MarginOutput()
 
 
-def make_projector(cfg: TrakConfig, grad_dim: int, device: str):
+def make_projector(choice: ProjectorChoice, cfg: TrakConfig, grad_dim: int, device: str):
     """The projector TRAK will use (None: let traker build its CUDA projector, checked
     afterwards by :func:`check_projector`)."""
     import torch
     from trak.projectors import BasicProjector, NoOpProjector, ProjectionType
 
-    kind = cfg.projector
-    if kind == "auto":
-        kind = "cuda" if device.startswith("cuda") else "basic"
-    if kind == "noop":
+    if choice.kind == "noop":
         return NoOpProjector(grad_dim=grad_dim, device=device)
-    if kind == "cuda":
-        if not device.startswith("cuda"):
-            raise ValueError("projector 'cuda' needs a CUDA device; use auto or basic on CPU")
+    if choice.kind == "cuda":
         return None
-    # traker frees a single-block BasicProjector before scoring and then fails: keep
-    # at least two blocks.
-    block = max(1, min(100, cfg.proj_dim // 2))
     return BasicProjector(
         grad_dim=grad_dim,
         proj_dim=cfg.proj_dim,
         seed=cfg.projector_seed,
         proj_type=ProjectionType.normal,
         device=device,
-        block_size=block,
+        block_size=basic_block_size(cfg.proj_dim, grad_dim),
         dtype=torch.float32,
     )
 
 
-def check_projector(traker, cfg: TrakConfig, device: str) -> str:
-    """The class name of the projector in use; an error if it is not what was asked
-    (traker falls back to BasicProjector silently when fast_jl is missing)."""
+def check_projector(traker, choice: ProjectorChoice) -> str:
+    """The class name of the projector in use. traker falls back to BasicProjector
+    silently when its fast_jl test projection fails: an error for ``cuda``, a recorded
+    fallback (with a warning) for ``auto``."""
     name = type(traker.projector).__name__
-    wanted = {
-        "basic": {"BasicProjector"},
-        "noop": {"NoOpProjector"},
-        "cuda": {"CudaProjector", "ChunkedCudaProjector"},
-    }
-    kind = cfg.projector if cfg.projector != "auto" else ("cuda" if device.startswith("cuda") else "basic")
-    if name not in wanted[kind]:
-        raise RuntimeError(
-            f"TRAK uses {name}, but projector {cfg.projector!r} asks for {sorted(wanted[kind])}"
-            + (" (is fast_jl installed? pip install traker[fast])" if kind == "cuda" else "")
-        )
-    return name
+    wanted = {"basic": ("BasicProjector",), "noop": ("NoOpProjector",), "cuda": CUDA_PROJECTORS}[choice.kind]
+    if name in wanted:
+        return name
+    if choice.requested == "auto" and choice.kind == "cuda" and name == "BasicProjector":
+        choice.fallback = "traker could not run fast_jl on this device and fell back (see its log)"
+        log.warning("TRAK projector auto: %s", choice.fallback)
+        return name
+    raise RuntimeError(
+        f"TRAK uses {name}, but projector {choice.requested!r} asks for {list(wanted)}"
+        + (f" (fast_jl does not run here; {FAST_JL_INSTALL})" if choice.kind == "cuda" else "")
+    )
 
 
 def trak_scores(
@@ -270,26 +342,25 @@ def trak_scores(
     cfg: TrakConfig,
     save_dir: str | Path,
     device: str = "cpu",
+    choice: ProjectorChoice | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """TRAK scores (n_train, n_query) of an ensemble of checkpoints of one architecture
-    (``models``: loaded classifiers; scores are averaged over them as in traker)."""
+    (``models``: loaded classifiers; scores are averaged over them as in traker).
+    ``choice``: the projector :func:`choose_projector` picked (chosen here if None)."""
     import torch
     from trak import TRAKer
 
     if not models:
         raise ValueError("TRAK needs at least one checkpoint")
     n_train = len(train)
-    if cfg.projector != "noop" and cfg.proj_dim >= n_train and cfg.lambda_reg == 0:
-        raise ValueError(
-            f"proj_dim {cfg.proj_dim} >= n_train {n_train} with lambda_reg 0: X^T X is singular and the "
-            "features are garbage; lower proj_dim or set lambda_reg > 0"
-        )
+    check_proj_dim(cfg, n_train)
+    choice = choice or choose_projector(cfg, device)
     names = [*input_names, "labels"]
     wrappers = [wrap_logits(m.to(device).eval(), input_names) for m in models]
     grad_wrt = scope_parameters(wrappers[0], cfg.scope, cfg.last_n)
     grad_dim = sum(p.numel() for n, p in wrappers[0].named_parameters() if grad_wrt is None or n in grad_wrt)
     if cfg.projector == "noop" and grad_dim >= n_train and cfg.lambda_reg == 0:
-        raise ValueError(f"noop projector: {grad_dim} gradient dims >= n_train {n_train}; set lambda_reg > 0")
+        raise TrakSetupError(f"noop projector: {grad_dim} gradient dims >= n_train {n_train}; set lambda_reg > 0")
     save_dir = Path(save_dir)
     shutil.rmtree(save_dir, ignore_errors=True)  # never resume a stale store
     save_dir.mkdir(parents=True)
@@ -300,7 +371,7 @@ def trak_scores(
         save_dir=str(save_dir),
         load_from_save_dir=True,  # False breaks scoring in 0.3.2; the directory is fresh
         device=device,
-        projector=make_projector(cfg, grad_dim, device),
+        projector=make_projector(choice, cfg, grad_dim, device),
         proj_dim=cfg.proj_dim,
         proj_max_batch_size=cfg.proj_max_batch_size,
         use_half_precision=False,
@@ -309,7 +380,7 @@ def trak_scores(
         grad_wrt=grad_wrt,
         logging_level=logging.WARNING,
     )
-    projector = check_projector(traker, cfg, device)
+    projector = check_projector(traker, choice)
     log.info(
         "TRAK: %d checkpoint(s), %d train x %d query, projector %s, grad dim %d, proj dim %d",
         len(wrappers),
@@ -345,6 +416,8 @@ def trak_scores(
     info = {
         "method": "trak",
         "projector": projector,
+        "projector_requested": choice.requested,
+        "projector_fallback": choice.fallback,
         "proj_dim": cfg.proj_dim if projector != "NoOpProjector" else grad_dim,
         "grad_dim": grad_dim,
         "checkpoints": len(wrappers),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +76,21 @@ def predict(model, dataset: TensorDataset, frame: pd.DataFrame, batch_size: int 
     return out
 
 
-def _epoch_callback(snapshot_dir: Path):
+def _epoch_callback(snapshot_dir: Path, epochs: Collection[int]):
     from transformers import TrainerCallback
 
+    keep = set(epochs)
+
     class EpochSnapshot(TrainerCallback):
-        """Save the weights at the end of every epoch into the scratch directory (a
+        """Save the weights at the end of each epoch in ``epochs`` (those a TRAK
+        ensemble uses; bert-base is 440 MB a snapshot) into the scratch directory (a
         resumed run rewrites the same snapshots, bit for bit on CPU)."""
 
         def on_epoch_end(self, args, state, control, model=None, **kwargs):  # noqa: ARG002
             epoch = round(state.epoch)
-            with atomic_path(snapshot_dir / f"{EPOCH_PREFIX}{epoch}") as tmp:
-                model.save_pretrained(tmp)
+            if epoch in keep:
+                with atomic_path(snapshot_dir / f"{EPOCH_PREFIX}{epoch}") as tmp:
+                    model.save_pretrained(tmp)
 
     return EpochSnapshot()
 
@@ -130,11 +134,12 @@ def train_classifier(
     keep_model: bool,
     predict_splits: Sequence[str] = ("val", "test"),
     data_sha256: str | None = None,
+    snapshot_epochs: Collection[int] = (),
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fine-tune ``model_ref`` on the train split of ``frame`` minus ``removed`` uids.
 
-    ``keep_model``: ``out_path`` is the model directory (final weights, tokenizer and
-    ``epoch-<n>/`` snapshots); otherwise ``out_path`` is the predictions parquet and no
+    ``keep_model``: ``out_path`` is the model directory (final weights, tokenizer and an
+    ``epoch-<n>/`` snapshot for each of ``snapshot_epochs``); otherwise ``out_path`` is the predictions parquet and no
     weights are kept. Returns the training metrics and the predictions on
     ``predict_splits``.
     """
@@ -164,8 +169,8 @@ def train_classifier(
     model = load_classifier(model_ref, device=device)
     args = training_arguments(cfg, scratch_dir, seed, torch.device(device).type)
     callbacks = callbacks_for(cfg)
-    if keep_model:
-        callbacks.append(_epoch_callback(scratch_dir / "epochs"))
+    if keep_model and snapshot_epochs:
+        callbacks.append(_epoch_callback(scratch_dir / "epochs", snapshot_epochs))
     eval_frame = frame[frame["split"] == "val"]
     trainer = Trainer(
         model=model,
@@ -201,6 +206,7 @@ def train_classifier(
         "data_sha256": data_sha256,
         "removed_sha": config_hash(sorted(removed_set)),
         "keep_model": keep_model,
+        "snapshot_epochs": sorted(snapshot_epochs) if keep_model else [],
     }
     metrics = fit(
         trainer, scratch_dir=scratch_dir, out_dir=out_path, metrics_path=metrics_path, run_config=run_config, save=save

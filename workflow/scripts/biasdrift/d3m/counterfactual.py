@@ -102,6 +102,7 @@ class RunSpec:
     device: Any
     n_boot: int
     level: float
+    snapshot_epochs: tuple[int, ...] = ()  # base models: the epochs a TRAK ensemble uses
 
     def train(self, frame: pd.DataFrame, removed: Sequence[str], out_path: Path, keep_model: bool, splits):
         return train_classifier(
@@ -118,6 +119,7 @@ class RunSpec:
             keep_model=keep_model,
             predict_splits=splits,
             data_sha256=sha256_file(self.data_path),
+            snapshot_epochs=self.snapshot_epochs,
         )
 
 
@@ -142,12 +144,13 @@ def run_spec(smk: Any) -> RunSpec:
         device=choose_device(params.runtime["device"]),
         n_boot=params.metrics["bootstrap"],
         level=params.metrics["level"],
+        snapshot_epochs=tuple(getattr(params, "snapshot_epochs", None) or ()),
     )
 
 
 def finetune_base(spec: RunSpec, model_dir: str | Path) -> dict[str, Any]:
-    """A base model on the full training split: weights with epoch snapshots, and
-    predictions (with per-example loss) on every split."""
+    """A base model on the full training split: weights with the epoch snapshots of
+    ``spec.snapshot_epochs``, and predictions (with per-example loss) on every split."""
     frame = read_world(spec.data_path)
     train_metrics, preds = spec.train(frame, [], Path(model_dir), True, ("train", *EVAL_SPLITS))
     with atomic_path(spec.preds_path) as tmp:

@@ -176,8 +176,19 @@ def prepare_table(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 TOXIGEN_BIASED = ["women", "black", "lgbtq", "jewish"]
 
 
+def check_biased_groups(imbalance: Imbalance, groups: Iterable[str], where: str) -> None:
+    """A biased group that is not one of the world's groups would plant no bias at all
+    (a typo such as ``Women`` for ``women``): an error naming the key."""
+    unknown = sorted(set(imbalance.biased_groups) - set(groups))
+    if unknown:
+        raise DataError(
+            f"{where}.imbalance.biased_groups: {unknown} are not groups of the data; groups: {sorted(set(groups))}"
+        )
+
+
 @dataclass
 class ToxigenParams:
+    groups: list[str] | None = field(default=None, metadata={"help": "Groups kept (None = all), both labels each."})
     train_per_cell: int = field(default=400, metadata={"help": "Train rows per (group, label) cell."})
     val_per_cell: int = field(default=50, metadata={"help": "Validation rows per cell (balanced)."})
     test_per_cell: int = field(default=25, metadata={"help": "Test rows per cell (annotated config)."})
@@ -227,6 +238,17 @@ def prepare_toxigen(
     pool = pool[~conflicting.to_numpy()]
     pool["uid"] = pool["text"].map(lambda t: text_uid("tg", t))
     pool = pool.drop_duplicates("uid")
+    if params.groups:
+        wanted = [g.strip().lower() for g in params.groups]
+        labels = pool.groupby("group")["label"].agg(lambda y: sorted(set(y)))
+        short = {g: labels.get(g, []) for g in wanted if len(labels.get(g, [])) < 2}
+        if short:
+            raise DataError(
+                f"{where}.toxigen.groups: group(s) without rows of both labels (labels found: {short}); "
+                f"groups in the data: {sorted(labels.index)}"
+            )
+        pool = pool[pool["group"].isin(wanted)]
+    check_biased_groups(imbalance, pool["group"], where)
     if params.equalise_methods:
         parts = []
         for method, part in pool.groupby("method", sort=True):
@@ -315,6 +337,7 @@ def prepare_hatexplain(
     raw: pd.DataFrame, params: HatexplainParams, imbalance: Imbalance, seed: int, where: str = "hatexplain"
 ) -> pd.DataFrame:
     require_columns(raw, ("id", "annotators", "post_tokens", "split"), where)
+    check_biased_groups(imbalance, params.groups, where)
     rows = []
     dropped = Counter()
     for record in raw.itertuples(index=False):

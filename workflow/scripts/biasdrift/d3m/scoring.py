@@ -51,16 +51,27 @@ def score_world(
     work_dir: str | Path,
     device: str,
     seed: int,
+    where: str = "trak",
 ) -> dict[str, Any]:
-    """Score matrix (n_train, n_query) of one attribution ``method`` (trak | if)."""
-    from transformers import AutoTokenizer
+    """Score matrix (n_train, n_query) of one attribution ``method`` (trak | if).
 
+    TRAK settings that cannot work here (proj_dim >= the training rows with lambda_reg
+    0, projector cuda without fast_jl) fail before any model is loaded, naming
+    ``where`` (the config keys)."""
     from biasdrift.d3m import attribution as at
-    from biasdrift.d3m.classifier import encode, input_names, load_classifier
 
     frame = read_world(data_path)
     train, query = split_frame(frame, "train"), split_frame(frame, query_split)
+    choice = None
+    if method == "trak":
+        at.check_proj_dim(cfg, len(train), where)
+        choice = at.choose_projector(cfg, device)
     checkpoints = checkpoint_dirs(model_dirs, epochs)
+
+    from transformers import AutoTokenizer
+
+    from biasdrift.d3m.classifier import encode, input_names, load_classifier
+
     tokenizer = AutoTokenizer.from_pretrained(str(model_dirs[0]), local_files_only=True)
     train_set, query_set = encode(tokenizer, train, max_length), encode(tokenizer, query, max_length)
     names = input_names(train_set)
@@ -71,7 +82,7 @@ def score_world(
 
     if method == "trak":
         scores, info = at.trak_scores(
-            [load(p) for p in checkpoints], names, train_set, query_set, cfg, work_dir, device=device
+            [load(p) for p in checkpoints], names, train_set, query_set, cfg, work_dir, device=device, choice=choice
         )
     elif method == "if":
         if len(checkpoints) != 1:
