@@ -43,6 +43,12 @@ def test_an_override_may_only_change_keys_the_paper_config_has():
         derive.derive(paper, {"replace": {}})
 
 
+def test_an_override_of_one_anchored_value_changes_only_that_value():
+    paper = yaml.safe_load("base: &t {epochs: 10}\na: {train: *t}\nb: {train: *t}\n")
+    smoke = derive.derive(paper, {"set": {"a.train.epochs": 1}})
+    assert (smoke["a"]["train"]["epochs"], smoke["b"]["train"]["epochs"], smoke["base"]["epochs"]) == (1, 10, 10)
+
+
 def _rules(work, configfile: str) -> set[str]:
     out = snakemake(work, "-n", "--quiet", "rules", "--configfile", configfile, "--replace-workflow-config").stdout
     listed = re.search(r"output files have to be generated:\s*(.+?)\n", out, re.S)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,10 @@ def derive(paper: dict, overrides: dict, where: str = "overrides") -> dict:
     unknown = set(overrides or {}) - set(SECTIONS)
     if unknown:
         raise OverrideError(f"{where}: unknown section(s) {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
-    out = copy.deepcopy(paper)
+    # a JSON round trip, not deepcopy: YAML anchors (`train: *paper_finetune`) load as one
+    # shared object, and deepcopy keeps the sharing, so setting one alias's value would
+    # change every place the anchor is used
+    out = json.loads(json.dumps(paper))
     for section in SECTIONS:
         for dotted, value in ((overrides or {}).get(section) or {}).items():
             node, last = _walk(out, dotted, f"{where}: {section}.{dotted}")
