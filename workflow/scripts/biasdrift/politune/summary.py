@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 LEAN_SIGN = {"left": -1, "right": 1}
 TABLES = ("scores", "item_scores", "preferences", "training", "judge", "compass")
+# the columns that name one model state, first in every summary table
+STATE_COLUMNS = ["model", "state", "side", "method", "step", "step_number"]
 COMPASS_FIELDS = (
     "economic",
     "economic_low",
@@ -52,23 +54,13 @@ COMPASS_FIELDS = (
 )
 COMPASS_SHIFT_FIELDS = tuple(f"{a}_shift{s}" for a in ("economic", "social") for s in ("", "_low", "_high"))
 COMPASS_COLUMNS = [
-    "model",
-    "state",
-    "side",
-    "method",
-    "step",
-    "step_number",
+    *STATE_COLUMNS,
     *COMPASS_FIELDS,
     *COMPASS_SHIFT_FIELDS,
 ]
-SCORE_COLUMNS = ["model", "state", "side", "method", "step", "step_number", "axis", "score", "ci_low", "ci_high"]
+SCORE_COLUMNS = [*STATE_COLUMNS, "axis", "score", "ci_low", "ci_high"]
 JUDGE_COLUMNS = [
-    "model",
-    "state",
-    "side",
-    "method",
-    "step",
-    "step_number",
+    *STATE_COLUMNS,
     "judge_mean",
     "judge_low",
     "judge_high",
