@@ -16,10 +16,11 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv demo report test lint dryrun smoke smoke-config bench lock install-slurm-profile clean
+.PHONY: help venv demo report findings test lint dryrun smoke smoke-config bench lock install-slurm-profile clean
 
 help:
-	@echo "make demo                  venv + demo tier end to end + results/report.html"
+	@echo "make demo                  venv + demo tier end to end + results/report.html + make findings"
+	@echo "make findings              check every study's demo claims on results/ (exit 1 when one fails)"
 	@echo "make test                  venv + lint + test suite (what CI runs)"
 	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml and config/smoke/*.yaml"
 	@echo "make smoke                 the paper configs end to end offline on real-size random models (.smoke/)"
@@ -46,6 +47,11 @@ $(STAMP): requirements.txt constraints.txt
 demo: venv
 	$(SNAKEMAKE) --cores $(CORES)
 	$(MAKE) report
+	$(MAKE) findings
+
+# each study's demo claims, with numbers and intervals (biasdrift.findings)
+findings: venv
+	PYTHONPATH=workflow/scripts $(BIN)/python -m biasdrift.findings --json results/findings.json
 
 report: venv
 	$(SNAKEMAKE) --report results/report.html

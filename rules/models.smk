@@ -21,6 +21,7 @@ rule prepare_dataset:
         dataset=get_dataset_ref,
         code_version=CODE_VERSION["prepare_dataset"],
     retries: 3
+    priority: 10
     conda:
         "../environment.yml"
     script:
@@ -40,6 +41,7 @@ rule train_tokenizer:
     params:
         tokenizer=lookup(dpath="tokenizers/{tokenizer}", within=config),
         code_version=CODE_VERSION["train_tokenizer"],
+    priority: 10
     conda:
         "../environment.yml"
     script:
@@ -65,6 +67,7 @@ rule pretrain_lm:
         code_version=CODE_VERSION["pretrain_lm"],
     wildcard_constraints:
         model=alias_regex(BUILD_MODELS),
+    priority: 10
     conda:
         "../environment.yml"
     script:

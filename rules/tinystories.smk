@@ -28,6 +28,8 @@ wildcard_constraints:
     step=TS_WILDCARDS["step"],
 
 
+# priority: the pretraining chain is the demo's longest; started first, the many short jobs
+# of the other studies fill the second core around it (bench/bench_demo.py, critical_path)
 rule synthesize_stories:
     output:
         tarball="results/tinystories/corpus/synthetic.tar.gz",
@@ -41,6 +43,7 @@ rule synthesize_stories:
             dpath="studies/tinystories/corpus/synthetic", within=config, default=None
         ),
         code_version=CODE_VERSION["synthesize_stories"],
+    priority: 30
     conda:
         "../environment.yml"
     script:
@@ -77,6 +80,7 @@ rule unpack_stories:
         "benchmarks/tinystories/corpus/unpack_stories.tsv"
     params:
         code_version=CODE_VERSION["unpack_stories"],
+    priority: 30
     conda:
         "../environment.yml"
     script:
@@ -98,6 +102,7 @@ rule train_vocab:
     params:
         vocab=lookup(dpath="studies/tinystories/vocab", within=config, default=None),
         code_version=CODE_VERSION["train_vocab"],
+    priority: 30
     conda:
         "../environment.yml"
     script:
@@ -122,6 +127,7 @@ rule pretokenize:
             dpath="studies/tinystories/pretokenize", within=config, default=None
         ),
         code_version=CODE_VERSION["pretokenize"],
+    priority: 30
     conda:
         "../environment.yml"
     script:
@@ -149,6 +155,7 @@ rule pretrain_story_model:
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/tinystories/pretrain/{base}/.scratch/pretrain_story_model",
         code_version=CODE_VERSION["pretrain_story_model"],
+    priority: 30
     conda:
         "../environment.yml"
     script:
@@ -179,6 +186,7 @@ rule delete_feature:
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/tinystories/delete/{protocol}/lr{lr}/seed{seed}/.scratch/delete_feature",
         code_version=CODE_VERSION["delete_feature"],
+    priority: 20
     conda:
         "../environment.yml"
     script:
@@ -214,6 +222,7 @@ rule recover_feature:
         runtime=lookup(dpath="runtime", within=config),
         scratch="results/tinystories/recover/{source}/seed{seed}/.scratch/recover_feature",
         code_version=CODE_VERSION["recover_feature"],
+    priority: 20
     conda:
         "../environment.yml"
     script:

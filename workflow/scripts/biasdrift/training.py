@@ -11,6 +11,7 @@ where it stopped, and on CPU ends with the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import re
@@ -191,7 +192,7 @@ def training_arguments(
 
 def callbacks_for(cfg: TrainConfig) -> list[Any]:
     """Callbacks every training rule gets: step logging, and early stopping if asked."""
-    out: list[Any] = [LogCallback()]
+    out: list[Any] = [_callbacks()["LogCallback"]()]
     if cfg.early_stopping_patience:
         from transformers import EarlyStoppingCallback
 
@@ -199,43 +200,52 @@ def callbacks_for(cfg: TrainConfig) -> list[Any]:
     return out
 
 
-def _log_callback_base():
+@functools.cache
+def _callbacks() -> dict[str, type]:
+    """The Trainer callbacks, defined on first use: subclassing TrainerCallback imports
+    the Trainer stack (transformers.trainer_utils, peft, ...), about 3 s of start-up that
+    every job importing this module paid at import time, training or not."""
     from transformers import TrainerCallback
 
-    return TrainerCallback
+    class LogCallback(TrainerCallback):
+        """Progress in the rule log (tqdm is off in non-TTY logs): step, loss, rate, ETA."""
+
+        def __init__(self) -> None:
+            self._start = None
+            self._start_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ARG002
+            self._start, self._start_step = time.time(), state.global_step
+            log.info("training: %d optimizer steps (starting at %d)", state.max_steps, state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ARG002
+            if not logs:
+                return
+            done = state.global_step - self._start_step
+            elapsed = time.time() - (self._start or time.time())
+            rate = done / elapsed if elapsed > 0 else float("nan")
+            eta = (state.max_steps - state.global_step) / rate if rate and rate > 0 else float("nan")
+            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
+            log.info("step %d/%d: %s (%.2f steps/s, eta %.0fs)", state.global_step, state.max_steps, shown, rate, eta)
+
+    class StepCounter(TrainerCallback):
+        """Optimizer steps actually run by this process (proof that a resume skipped the
+        steps before its checkpoint)."""
+
+        def __init__(self) -> None:
+            self.steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ARG002
+            self.steps += 1
+
+    return {"LogCallback": LogCallback, "StepCounter": StepCounter}
 
 
-class LogCallback(_log_callback_base()):
-    """Progress in the rule log (tqdm is off in non-TTY logs): step, loss, rate, ETA."""
-
-    def __init__(self) -> None:
-        self._start = None
-        self._start_step = 0
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ARG002
-        self._start, self._start_step = time.time(), state.global_step
-        log.info("training: %d optimizer steps (starting at %d)", state.max_steps, state.global_step)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ARG002
-        if not logs:
-            return
-        done = state.global_step - self._start_step
-        elapsed = time.time() - (self._start or time.time())
-        rate = done / elapsed if elapsed > 0 else float("nan")
-        eta = (state.max_steps - state.global_step) / rate if rate and rate > 0 else float("nan")
-        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
-        log.info("step %d/%d: %s (%.2f steps/s, eta %.0fs)", state.global_step, state.max_steps, shown, rate, eta)
-
-
-class StepCounter(_log_callback_base()):
-    """Optimizer steps actually run by this process (proof that a resume skipped the
-    steps before its checkpoint)."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ARG002
-        self.steps += 1
+def __getattr__(name: str) -> type:
+    """``training.LogCallback`` / ``training.StepCounter``, created on first access (PEP 562)."""
+    if name in ("LogCallback", "StepCounter"):
+        return _callbacks()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- resume
@@ -315,7 +325,7 @@ def fit(
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # LogCallback logs instead of print()
-    counter = StepCounter()
+    counter = _callbacks()["StepCounter"]()
     trainer.add_callback(counter)
     checkpoint = prepare_scratch(scratch_dir, run_config)
     resumed_from = int(CHECKPOINT_RE.match(checkpoint.name).group(1)) if checkpoint else 0

@@ -19,29 +19,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
 from math import nan
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from biasdrift.findings import Finding, missing
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Finding:
-    claim: str
-    model: str
-    template: str
-    value: float
-    lo: float
-    hi: float
-    holds: bool
-
-    def line(self) -> str:
-        mark = "ok  " if self.holds else "FAIL"
-        return f"{mark} {self.model} {self.template}: {self.claim}: {self.value:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}]"
+SUMMARY = "circuits/bias_summary.csv"
 
 
 def _row(table: pd.DataFrame, ft: str, group: str, metric: str) -> pd.Series | None:
@@ -65,11 +52,13 @@ def check(summary: pd.DataFrame, kinds: dict[str, str]) -> list[Finding]:
     for (model, template), table in planted.groupby(["model", "template"], sort=True):
 
         def add(claim: str, row: pd.Series | None, value: str, holds: bool, model=model, template=template) -> None:
+            subject = f"{model} {template}"
             if row is None:  # a claim without its numbers fails
-                out.append(Finding(f"{claim} (no rows)", model, template, nan, nan, nan, False))
+                out.append(Finding("circuits", subject, f"{claim} (no rows)", nan, nan, nan, False))
                 return
             lo, hi = ("change_lo", "change_hi") if value == "change" else ("lo", "hi")
-            out.append(Finding(claim, model, template, float(row[value]), float(row[lo]), float(row[hi]), holds))
+            numbers = float(row[value]), float(row[lo]), float(row[hi])
+            out.append(Finding("circuits", subject, claim, *numbers, bool(holds)))
 
         if template.startswith("gss"):
             male, female = _row(table, "base", "male", "g2"), _row(table, "base", "female", "g2")
@@ -94,15 +83,27 @@ def check(summary: pd.DataFrame, kinds: dict[str, str]) -> list[Finding]:
 
 
 def finetune_kinds(config_path: Path) -> dict[str, str]:
-    """Fine-tune alias -> kind from a config; positive-bias fine-tunes of the gender set
-    (male-praise data, not aimed at the demographic bias) are left out."""
-    config = yaml.safe_load(Path(config_path).read_text())
+    """Fine-tune alias -> kind from a config file (:func:`kinds_of`)."""
+    return kinds_of(yaml.safe_load(Path(config_path).read_text()))
+
+
+def kinds_of(config: dict) -> dict[str, str]:
+    """Fine-tune alias -> kind; positive-bias fine-tunes of the gender set (male-praise
+    data, not aimed at the demographic bias) are left out."""
     finetunes = ((config.get("studies") or {}).get("circuits") or {}).get("finetunes") or {}
     return {
         name: spec["kind"]
         for name, spec in finetunes.items()
         if not (spec["kind"] == "positive_bias" and spec.get("bias", "demographic") != "demographic")
     }
+
+
+def claims(results: Path, config: dict) -> list[Finding]:
+    """The claims on ``<results>/circuits/bias_summary.csv`` (:mod:`biasdrift.findings`)."""
+    path = Path(results) / SUMMARY
+    if not path.is_file():
+        return [missing("circuits", path)]
+    return check(pd.read_csv(path), kinds_of(config))
 
 
 def main(argv: list[str] | None = None) -> int:
