@@ -21,6 +21,7 @@ its end if it started it. Every snakemake run on the cluster is wrapped in
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -472,6 +473,16 @@ def test_start_is_idempotent(cluster):
 
 
 # --------------------------------------------------------------------------- a killed local run
+def incomplete_outputs(work: Path) -> set[str]:
+    """Outputs of the jobs Snakemake has started but not recorded as finished (its
+    incomplete markers: .snakemake/incomplete/<urlsafe base64 of the output path>)."""
+    out = set()
+    for marker in (work / ".snakemake" / "incomplete").glob("*"):
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            out.add(base64.urlsafe_b64decode(marker.name.encode()).decode())
+    return out
+
+
 def test_a_killed_local_run_reruns_only_its_incomplete_jobs(tiny_run, tmp_path):
     """SIGKILL the whole local run (snakemake and its jobs) once one training job has
     finished and the next is mid-run; the next run reruns that one (resuming it) and
@@ -490,7 +501,11 @@ def test_a_killed_local_run_reruns_only_its_incomplete_jobs(tiny_run, tmp_path):
     )
     deadline, done, running = time.time() + LIMIT, [], []
     while time.time() < deadline and proc.poll() is None:
-        done = [j for j in TRAINING_JOBS if (work / j.metrics).exists()]
+        # done = recorded as finished by Snakemake, not only written: with two training jobs
+        # side by side one can finish while the other runs, and a kill in between leaves the
+        # first incomplete (rightly rerun)
+        unfinished = incomplete_outputs(work)
+        done = [j for j in TRAINING_JOBS if (work / j.metrics).exists() and not {j.output, j.metrics} & unfinished]
         running = [j for j in TRAINING_JOBS if j not in done and latest_checkpoint(work / j.scratch) is not None]
         if done and running:
             os.killpg(proc.pid, signal.SIGKILL)

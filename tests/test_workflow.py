@@ -42,7 +42,7 @@ def test_default_config_dry_runs(dry_copy):
     rules = {rule for rule, _ in planned_jobs(proc.stdout)}
     assert {"prepare_dataset", "train_tokenizer", "pretrain_lm", "plot_pretraining", "all"} <= rules
     pretrained = {wc for rule, wc in planned_jobs(proc.stdout) if rule == "pretrain_lm"}
-    assert {"model=tiny-gpt2", "model=tiny-llama", "model=tiny-bert"} <= pretrained
+    assert {"model=circuits-gpt2", "model=circuits-llama", "model=d3m-bert"} <= pretrained
 
 
 @pytest.mark.parametrize("config", PAPER, ids=lambda p: p.stem)

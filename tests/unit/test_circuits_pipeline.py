@@ -534,12 +534,12 @@ def test_demo_config_validates_and_knows_the_planted_groups(demo_config, monkeyp
     ("edit", "named"),
     [
         (lambda s: s.update(models=["nope"]), "studies.circuits.models[0]: unknown model alias 'nope'"),
-        (lambda s: s.update(models=["tiny-bert"]), "studies.circuits.models[0]: 'tiny-bert' is a bert model"),
+        (lambda s: s.update(models=["d3m-bert"]), "studies.circuits.models[0]: 'd3m-bert' is a bert model"),
         (
-            lambda s: s["groups"].update(demographic={"world": "neutral-text"}),
+            lambda s: s["groups"].update(demographic={"world": "specdec-world"}),
             "not made by generator circuits_world",
         ),
-        (lambda s: s["finetunes"].update(base={"kind": "unrelated", "dataset": "neutral-text"}), "finetunes.base"),
+        (lambda s: s["finetunes"].update(base={"kind": "unrelated", "dataset": "specdec-news"}), "finetunes.base"),
         (lambda s: s["finetunes"].update(x={"kind": "unrelated"}), "finetunes.x.dataset: an unrelated fine-tune"),
         (
             lambda s: s.update(templates=["dss1"], compare={"runs": [{"template": "gss2", "metric": "g2"}]}),

@@ -54,7 +54,7 @@ def test_main_and_assistant_must_share_a_tokenizer(monkeypatch):
     ("path", "value", "named"),
     [
         (("assistant",), "nope", "studies.specdec.assistant: unknown model alias 'nope'"),
-        (("main",), "tiny-bert", "studies.specdec.main: model 'tiny-bert' is a bert (masked LM)"),
+        (("main",), "d3m-bert", "studies.specdec.main: model 'd3m-bert' is a bert (masked LM)"),
         (
             ("templates",),
             ["specdec-templates", "honest"],

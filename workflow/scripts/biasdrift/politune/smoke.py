@@ -9,7 +9,7 @@ paper config reads:
   answers opening with blank lines or wrapped in double quotes, exact duplicate rows, a
   repeated prompt, and right-set rejected answers opening with "I strongly disagree".
 * ``pc-statements.tsv``: the user-supplied Political Compass file of the paper tier
-  (README "Political Compass statements (paper tier)"): 62 rows with id, text, axis,
+  (docs/politune.md, "Political Compass statements (paper tier)"): 62 rows with id, text, axis,
   direction, w0..w3 (and an ignored ``page`` column, 7/14/18/12/5/6 rows as the test's
   pages). The statements are the demo town's made-up ones (biasdrift.politune.world) and
   the weights are made up too, sized so that no answer sheet leaves [-10, 10].

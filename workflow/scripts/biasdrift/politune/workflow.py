@@ -24,7 +24,7 @@ from biasdrift.config import dataset_file, model_inputs, model_ref
 
 STATEMENT_COLUMNS = ("id", "text", "axis", "direction")
 WEIGHT_COLUMNS = ("w0", "w1", "w2", "w3")
-README_SECTION = 'README.md, section "Study politune", "Political Compass statements (paper tier)"'
+README_SECTION = 'docs/politune.md, section "Political Compass statements (paper tier)"'
 STATEMENTS_FORMAT = (
     "The Political Compass statements are not shipped (third-party text): write them as a "
     "tab-separated file with a header row and one row per statement, columns id, text, axis "
