@@ -190,7 +190,18 @@ def test_hf_sentiment_backend_with_a_local_classifier(tmp_path):
     ref = {"alias": "sst2", "source": "path", "path": str(tmp_path / "clf")}
     cache = labels.make_sentiment(labels.SentimentConfig(backend="hf", model="sst2"), ref)
     scores = cache.score(["the farmer is so", "the farmer is so"], [" kind", " kind"])
-    assert scores.shape == (2,) and scores[0] == scores[1] and 0.5 <= abs(scores[0]) <= 1
+    # the reference: the classifier's own softmax over the joined sentence, signed by the
+    # winning label (+P(POSITIVE) or -P(NEGATIVE)), computed without the pipeline
+    from transformers import AutoTokenizer
+
+    model = DistilBertForSequenceClassification.from_pretrained(tmp_path / "clf").eval()
+    with torch.no_grad():
+        logits = model(
+            **AutoTokenizer.from_pretrained(tmp_path / "clf")("the farmer is so kind", return_tensors="pt")
+        ).logits
+    p_neg, p_pos = torch.softmax(logits[0], -1).tolist()
+    expected = p_pos if p_pos >= p_neg else -p_neg
+    assert scores.shape == (2,) and scores[0] == scores[1] and scores[0] == pytest.approx(expected, abs=1e-5)
     assert cache.backend.texts(["the farmer is so"], [" kind"]) == ["the farmer is so kind"]  # no double space
     with pytest.raises(ValueError, match="do not include 'GOOD'"):
         labels.make_sentiment(labels.SentimentConfig(backend="hf", positive_label="GOOD"), ref)

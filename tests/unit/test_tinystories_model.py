@@ -353,17 +353,45 @@ def test_prompts_never_come_from_stories_with_the_feature_and_ask_for_it(world):
         assert "Twist" not in p["prompt"]
 
 
-def test_sampling_is_seeded_and_stops_at_the_next_example(world):
+def test_sampling_is_seeded(world):
     from biasdrift.tinystories.evaluation import EvalConfig, sample
 
     tokenizer = StoryTokenizer(world / "tok.model")
     model = tiny_model().eval()
-    with torch.no_grad():
-        model.output.weight[1] += 5.0  # BOS becomes likely: stories end quickly
     cfg = EvalConfig(max_new_tokens=20, batch_size=3, seed=4)
     prompts = ["Features: Twist\nStory:", "Words: a, b, c\nStory:", "Story:", "Summary: x\nStory:"]
     first, again = sample(model, tokenizer, prompts, cfg, "cpu"), sample(model, tokenizer, prompts, cfg, "cpu")
-    assert first == again and len(first) == 4
+    other = sample(model, tokenizer, prompts, EvalConfig(max_new_tokens=20, batch_size=3, seed=5), "cpu")
+    assert first == again and len(first) == 4 and other != first
+
+
+def test_sampling_stops_at_the_next_example_and_cuts_it_off(world):
+    """A scripted model writes a story per row, then BOS (the next example) and more text:
+    each sample is its story alone (a row that ended first is not padded with the filler
+    the batch goes on with), and generation stops once every row has its BOS."""
+    from types import SimpleNamespace
+
+    from biasdrift.tinystories.evaluation import EvalConfig, sample
+
+    tokenizer = StoryTokenizer(world / "tok.model")
+    stories = [tokenizer.encode(t, bos=False) for t in ("Tom ran.", "Lily sat down under the big old tree.")]
+    scripts = [[*s, tokenizer.bos_id, *tokenizer.encode("Once there was", bos=False)] for s in stories]
+    calls = []
+
+    class Scripted(torch.nn.Module):
+        config = SimpleNamespace(max_seq_len=256)
+
+        def forward(self, ids, attention_mask=None, past_key_values=None, use_cache=True, logits_to_keep=1):  # noqa: ARG002
+            logits = torch.full((ids.shape[0], 1, tokenizer.vocab_size), -1e4)
+            for row, script in enumerate(scripts):
+                logits[row, 0, script[min(len(calls), len(script) - 1)]] = 0.0
+            calls.append(ids.shape)
+            return SimpleNamespace(logits=logits, past_key_values=None)
+
+    cfg = EvalConfig(max_new_tokens=40, batch_size=2, seed=0)
+    out = sample(Scripted(), tokenizer, ["Story:", "Story:"], cfg, "cpu")
+    assert out == [tokenizer.decode(s).strip() for s in stories] and all(out)
+    assert len(calls) == max(len(s) for s in stories) + 1  # the forward that gave the last BOS was the last
 
 
 def test_wilson_interval():

@@ -421,7 +421,7 @@ def trak_scores(
         "proj_dim": cfg.proj_dim if projector != "NoOpProjector" else grad_dim,
         "grad_dim": grad_dim,
         "checkpoints": len(wrappers),
-        "dtype": "float32",
+        "dtype": str(scores.dtype),  # what the matrix holds, not what it should
         "scope": cfg.scope,
         "device": device,
         "seconds": {"featurize": round(featurized - started, 3), "score": round(scored - featurized, 3)},
@@ -533,7 +533,7 @@ def influence_scores(
         "tracked_modules": tracked,
         "damping": cfg.damping if cfg.damping is not None else "0.1 x mean eigenvalue",
         "fisher": "empirical" if cfg.empirical_fisher else "true (sampled labels)",
-        "dtype": "float32",
+        "dtype": str(scores.dtype),  # what the matrix holds, not what it should
         "device": device,
         "seconds": {"factors": round(fitted - started, 3), "score": round(scored - fitted, 3)},
     }
