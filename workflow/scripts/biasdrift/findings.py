@@ -37,29 +37,31 @@ class Finding:
     hi: float
     holds: bool
 
+    def number(self) -> str:
+        """The value with its interval (none where both bounds are NaN)."""
+        interval = "" if math.isnan(self.lo) and math.isnan(self.hi) else f" [{self.lo:+.3f}, {self.hi:+.3f}]"
+        return f"{self.value:+.3f}{interval}"
+
     def line(self) -> str:
         mark = "ok  " if self.holds else "FAIL"
-        interval = "" if math.isnan(self.lo) and math.isnan(self.hi) else f" [{self.lo:+.3f}, {self.hi:+.3f}]"
-        return f"{mark} {self.study} {self.subject}: {self.claim}: {self.value:+.3f}{interval}"
+        return f"{mark} {self.study} {self.subject}: {self.claim}: {self.number()}"
+
+
+def as_float(x: Any) -> float:
+    """A number from a result file as a float (None -> NaN; "inf" strings as written by strict JSON)."""
+    return math.nan if x is None else float(x)
 
 
 def finding(study: str, subject: str, claim: str, value: Any, lo: Any, hi: Any, holds: Any) -> Finding:
     """A Finding with its numbers as floats (None -> NaN); a claim with a NaN value fails."""
 
-    def num(x: Any) -> float:
-        return math.nan if x is None else float(x)
-
-    value, lo, hi = num(value), num(lo), num(hi)
+    value, lo, hi = as_float(value), as_float(lo), as_float(hi)
     return Finding(study, subject, claim, value, lo, hi, bool(holds) and not math.isnan(value))
 
 
 def missing(study: str, path: Path, claim: str = "result file present") -> Finding:
     """The failed claim for a result file the run did not write."""
     return Finding(study, str(path), f"{claim} (missing: run the study first)", math.nan, math.nan, math.nan, False)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def study_claims(study: str) -> Callable[[Path, dict], list[Finding]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from biasdrift.findings import Finding, finding, missing, read_json
+from biasdrift.findings import Finding, finding, missing
+from biasdrift.runtime import read_json
 
 SUMMARY = "politune/summary.json"
 

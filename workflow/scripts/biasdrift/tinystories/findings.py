@@ -18,13 +18,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from biasdrift.findings import Finding, finding, missing, read_json
+from biasdrift.findings import Finding, as_float, finding, missing
+from biasdrift.runtime import read_json
 
 CHECKS = "tinystories/summary/checks.json"
-
-
-def _num(x) -> float:
-    return math.nan if x is None else float(x)
 
 
 def claims(results: Path, config: dict) -> list[Finding]:  # noqa: ARG001 - one signature for all
@@ -35,7 +32,7 @@ def claims(results: Path, config: dict) -> list[Finding]:  # noqa: ARG001 - one 
     feature, out = checks["feature"], []
     base = checks["base"]
     lo, hi = base["rate_requested_ci"]
-    unasked = _num(base["rate_unrequested"])
+    unasked = as_float(base["rate_unrequested"])
     claim = f"base writes {feature} when asked (>= 0.6) and rarely unasked ({unasked:.2f} <= 0.1)"
     out.append(finding("tinystories", "base", claim, base["rate_requested"], lo, hi, base["passed"] is True))
     deletions = checks.get("deletion") or []
@@ -43,13 +40,14 @@ def claims(results: Path, config: dict) -> list[Finding]:  # noqa: ARG001 - one 
         out.append(finding("tinystories", "deletion", f"a deletion run of {feature}", None, None, None, False))
     for run in deletions:
         drop, after = run["rate_drop"], run["rate_after"]
-        claim = f"deletion lowers the {feature} rate when asked by >= 0.4 to <= 0.2 (after: {_num(after['mean']):.2f})"
-        holds = run["deleted"] is True and _num(drop["lo"]) > 0
+        rate_after = as_float(after["mean"])
+        claim = f"deletion lowers the {feature} rate when asked by >= 0.4 to <= 0.2 (after: {rate_after:.2f})"
+        holds = run["deleted"] is True and as_float(drop["lo"]) > 0
         subject = f"{run['label']} lr {run['lr']:g} ({run['seeds']} seeds)"
         out.append(finding("tinystories", subject, claim, drop["mean"], drop["lo"], drop["hi"], holds))
     recovery = checks["recovery"]
     medians = recovery["median_steps"]
-    control = _num(medians.get("control", math.inf))
+    control = as_float(medians.get("control", math.inf))
     for source, faster in sorted(recovery["faster_than_control"].items()):
         claim = f"relearns {feature} (rate >= {recovery['threshold']}) in fewer steps than the control ({control:g})"
         out.append(finding("tinystories", f"recovery of {source}", claim, medians[source], None, None, faster is True))
