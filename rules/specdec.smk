@@ -11,6 +11,8 @@
 #   results/specdec/decode/{condition}/{view}/k{k}_n{n}.parquet   measure_specdec_acceptance
 #   results/specdec/toxicity/{view}/n{n}/                         score_specdec_toxicity
 #   results/specdec/stats/{view}/k{k}_n{n}/*.csv                  summarize_specdec_disparity
+#   results/specdec/sample/{condition}/{view}/k{k}_n{n}.parquet   sample_specdec_acceptance
+#   results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv        summarize_specdec_sampling
 #   results/specdec/plots/...                                     rules/report.smk
 
 from biasdrift.specdec import workflow as specdec_workflow  # noqa: E402
@@ -205,3 +207,56 @@ rule summarize_specdec_disparity:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize_specdec_disparity.py"
+
+
+rule sample_specdec_acceptance:
+    input:
+        templates="results/specdec/templates/templates.parquet",
+        models=study_input("specdec", "condition_inputs"),
+    output:
+        sampled=ensure(
+            "results/specdec/sample/{condition}/{view}/k{k}_n{n}.parquet",
+            non_empty=True,
+        ),
+        manifest="results/specdec/sample/{condition}/{view}/k{k}_n{n}.manifest.json",
+    log:
+        "logs/specdec/sample/{condition}/{view}/k{k}_n{n}/sample_specdec_acceptance.log",
+    benchmark:
+        "benchmarks/specdec/sample/{condition}/{view}/k{k}_n{n}/sample_specdec_acceptance.tsv"
+    params:
+        pair=study_input("specdec", "condition_pair"),
+        sampling=study_input("specdec", "sampling_settings"),
+        runtime=lookup(dpath="runtime", within=config),
+        code_version=CODE_VERSION["sample_specdec_acceptance"],
+    wildcard_constraints:
+        condition=SPECDEC_WILDCARDS["condition"],
+        view=SPECDEC_WILDCARDS["view"],
+        k=r"\d+",
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/sample_specdec_acceptance.py"
+
+
+rule summarize_specdec_sampling:
+    localrule: True
+    input:
+        sampled=study_input("specdec", "sample_inputs"),
+    output:
+        acceptance="results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv",
+        manifest="results/specdec/sample/{view}/k{k}_n{n}/manifest.json",
+    log:
+        "logs/specdec/sample/{view}/k{k}_n{n}/summarize_specdec_sampling.log",
+    params:
+        sampled=study_input("specdec", "sample_map"),
+        settings=study_input("specdec", "sampling_summary_settings"),
+        code_version=CODE_VERSION["summarize_specdec_sampling"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        k=r"\d+",
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/summarize_specdec_sampling.py"

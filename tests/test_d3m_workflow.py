@@ -32,18 +32,26 @@ def test_world_has_uids_cells_and_per_cell_counts(tiny_run):
     assert counts["train"] == world[world["split"] == "train"].groupby("cell").size().to_dict()
 
 
-def test_scores_are_float32_train_by_query_with_uids_and_a_recorded_projector(tiny_run):
+def test_scores_are_train_by_query_with_uids_a_recorded_projector_and_label_structure(tiny_run):
+    """Both attributions are (train × query) matrices keyed by uid, and they carry signal: for
+    every query, training examples of its own label help it more on average than those of
+    the other label (fails on shuffled uids, noise, or a constant classifier)."""
     work, _ = tiny_run
     world = pd.read_parquet(work / ROOT / "data.parquet")
     train = sorted(world.loc[world["split"] == "train", "uid"])
     query = sorted(world.loc[world["split"] == "val", "uid"])
+    label = world.set_index("uid")["label"]
     for method in ("trak", "if"):
         folder = work / ROOT / "scores" / method
         scores = np.load(folder / "scores.npy")
         uids = json.loads((folder / "uids.json").read_text())
-        assert scores.dtype == np.float32 and scores.shape == (len(train), len(query))
+        assert scores.shape == (len(train), len(query))
         assert uids == {"train": train, "query": query}
         assert np.isfinite(scores).all() and scores.std() > 0
+        same = label.loc[train].to_numpy()[:, None] == label.loc[query].to_numpy()[None, :]
+        own = np.nanmean(np.where(same, scores, np.nan), axis=0)
+        other = np.nanmean(np.where(~same, scores, np.nan), axis=0)
+        assert (own > other).mean() >= 0.9, f"{method}: own-label help > other-label in {(own > other).mean():.0%}"
         assert not (folder / ".scratch").exists()  # each job's own store, removed afterwards
     trak = manifest(work / ROOT / "scores/trak/manifest.json")["results"]
     assert trak["projector"] == "BasicProjector" and trak["dtype"] == "float32"
@@ -69,6 +77,16 @@ def test_runs_record_their_removal_and_metrics(tiny_run):
     heuristic = (work / ROOT / "cf/heuristic-if/seed0/removed.txt").read_text().split()
     assert set(heuristic) == set(align.loc[align["A"] < 0, "uid"])
     assert not list((work / ROOT).rglob(".scratch"))
+
+
+def test_the_tiny_recipe_trains_classifiers_that_predict_both_classes(tiny_run):
+    """A constant classifier (WGA 0, every gradient alike) would make every D3M check of
+    the tiny config meaningless: base and retrained models predict both labels."""
+    work, _ = tiny_run
+    for run in ("base/seed0", "cf/if/k0.1/seed0", "cf/random/k0.1/seed0", "cf/balance/seed0"):
+        preds = pd.read_parquet(work / ROOT / run / "preds.parquet")
+        test = preds[preds["split"] == "test"]
+        assert test["pred"].nunique() == 2, f"{run} predicts only {sorted(test['pred'].unique())}"
 
 
 def test_summary_selection_and_figures(tiny_run):

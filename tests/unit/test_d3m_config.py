@@ -48,7 +48,13 @@ def test_defaults_are_filled_and_targets_listed():
         (lambda d: d["removal"].update(baselines=["heuristic-x"]), "studies.d3m.removal.baselines[0]"),
         (lambda d: d.update(score_seed=7), "studies.d3m.score_seed"),
         (lambda d: d["trak"].update(random={}), "reserved"),
-        (lambda d: d["trak"]["trak"]["checkpoints"].update(epochs=[9]), "checkpoints.epochs"),
+        (
+            lambda d: (
+                d["finetune"].update(max_steps=-1, epochs=2),
+                d["trak"]["trak"]["checkpoints"].update(epochs=[9]),
+            ),
+            "checkpoints.epochs",
+        ),
         (lambda d: d["removal"].update(unit="count", k=[10, 5000]), "studies.d3m.removal.k[1]"),
         (lambda d: d["influence"]["if"].update(scope="everything"), "studies.d3m.influence.if.scope"),
         (lambda d: d.update(query_split="train"), "studies.d3m.query_split"),

@@ -13,6 +13,11 @@ Definitions (one example; the dataset value is the mean over examples):
   score means the clean signal on the edge raises the metric. Cost per batch: one
   corrupted forward (no grad), one clean forward and one backward with the parameters
   frozen; the products accumulate in float32 (float64 for a float64 model).
+* EAP-IG (``method="eap-ig"``, "EAP-IG-inputs" of Hanna et al. 2024, hannamw/EAP-IG) keeps
+  the same activation differences but averages the gradient over ``m`` forwards whose token
+  embeddings are interpolated from the corrupted to the clean prompt, ``e_corr + (k/m)
+  (e_clean − e_corr)`` for k = 0 … m−1 (a left Riemann sum; positions, padding and mask are
+  the clean run's). Cost per batch: two forwards without grad, then m forwards and backwards.
 
 Clean and corrupted prompts are aligned by left padding with attention masks and
 position ids taken from the mask, so the shared template tail lines up and the metric
@@ -39,6 +44,7 @@ from biasdrift.runtime import progress
 log = logging.getLogger(__name__)
 
 ALIGNMENTS = ("left", "same_length")
+METHODS = ("eap", "eap-ig")
 
 
 class PromptError(ValueError):
@@ -343,8 +349,16 @@ def attribute(
     metric: Metric,
     graph: Graph | None = None,
     show_progress: bool = True,
+    method: str = "eap",
+    ig_steps: int = 5,
 ) -> np.ndarray:
-    """EAP scores of every edge, in :meth:`Graph.edges` order (float64 numpy)."""
+    """EAP (or EAP-IG with ``ig_steps`` interpolation steps) scores of every edge, in
+    :meth:`Graph.edges` order (float64 numpy)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; known: {', '.join(METHODS)}")
+    if method == "eap-ig" and ig_steps < 1:
+        raise ValueError(f"EAP-IG needs ig_steps >= 1, got {ig_steps}")
+    steps = ig_steps if method == "eap-ig" else 1
     tracer = Tracer(model, adapter, graph)
     graph = tracer.graph
     scores = torch.zeros((graph.n_forward, graph.n_backward), dtype=tracer.acc, device=tracer.device)
@@ -370,22 +384,39 @@ def attribute(
                     cols, g = slice(col, col + 1), grad.reshape(1, -1)
                 scores[:up, cols] += delta[:up].reshape(up, -1) @ g.to(tracer.acc).T
 
-            embeds = adapter.embed(batch.clean_ids).detach().requires_grad_(True)
-            logits = tracer.run(
-                batch.clean_ids,
-                batch.clean_mask,
-                _Pass(delta, "sub", both, split=True, grad_sink=sink, stash=stash),
-                embeds,
-            )
-            values = metric(logits, batch)
-            if values.shape != (batch.size,):
-                raise ValueError(f"the metric must return one value per example, got shape {tuple(values.shape)}")
-            values.sum().backward()
+            if method == "eap":
+                embeds = adapter.embed(batch.clean_ids).detach().requires_grad_(True)
+                clean_pass = _Pass(delta, "sub", both, split=True, grad_sink=sink, stash=stash)
+                _backward(tracer, batch, metric, clean_pass, embeds)
+            else:
+                with torch.no_grad():  # completes delta = a(corrupted) − a(clean)
+                    tracer.run(batch.clean_ids, batch.clean_mask, _Pass(delta, "sub", both, split=True, stash=stash))
+                for k, embeds in enumerate(interpolated_embeddings(adapter, batch, steps)):
+                    _backward(tracer, batch, metric, _Pass(split=True, grad_sink=sink), embeds, first=k == 0)
             n_examples += batch.size
     if n_examples == 0:
         raise ValueError("EAP needs at least one example")
     fwd, bwd = graph.edge_index
-    return (-scores[torch.as_tensor(fwd), torch.as_tensor(bwd)] / n_examples).double().cpu().numpy()
+    return (-scores[torch.as_tensor(fwd), torch.as_tensor(bwd)] / (n_examples * steps)).double().cpu().numpy()
+
+
+def _backward(tracer: Tracer, batch: PairBatch, metric: Metric, spec: _Pass, embeds: torch.Tensor, first=True) -> None:
+    """One instrumented forward of the clean prompts from ``embeds`` and the backward of
+    the summed metric (the pass's gradient sink accumulates the scores)."""
+    values = metric(tracer.run(batch.clean_ids, batch.clean_mask, spec, embeds), batch)
+    if first and values.shape != (batch.size,):
+        raise ValueError(f"the metric must return one value per example, got shape {tuple(values.shape)}")
+    values.sum().backward()
+
+
+def interpolated_embeddings(adapter: Adapter, batch: PairBatch, steps: int) -> Iterator[torch.Tensor]:
+    """EAP-IG's inputs: token embeddings ``e_corr + (k/steps)(e_clean − e_corr)`` for
+    k = 0 … steps−1 where both prompts have a real token, the clean embedding elsewhere."""
+    with torch.no_grad():
+        clean = adapter.embed(batch.clean_ids)
+        corrupted = torch.where(batch.both[..., None].bool(), adapter.embed(batch.corr_ids), clean)
+    for k in range(steps):
+        yield (corrupted + (k / steps) * (clean - corrupted)).detach().requires_grad_(True)
 
 
 # --------------------------------------------------------------------------- evaluation

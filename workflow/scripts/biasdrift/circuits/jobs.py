@@ -50,6 +50,8 @@ class EAPConfig:
     max_prompts: int | None = field(default=None, metadata={"help": "Cap on prompts (None = all)."})
     n_edges: int = field(default=100, metadata={"help": "Edges of the greedy circuit and top_edges.txt."})
     ranking: str = field(default="absolute", metadata={"help": "absolute or signed."})
+    method: str = field(default="eap", metadata={"help": "eap or eap-ig."})
+    ig_steps: int = field(default=5, metadata={"help": "Interpolation steps of eap-ig."})
 
 
 def from_params(cls: type, values: dict[str, Any]):
@@ -299,7 +301,7 @@ def discover_circuit(
     session = load_session(model_ref, tokenizer, device, cfg.dtype)
     labeler = make_labeler(tokenizer, prompts.clean.tolist(), label_params, device)
     metric = TopKMetric(metric_name, labeler, label_params["top_k"])
-    scores = eap.attribute(session.model, session.adapter, batches, metric)
+    scores = eap.attribute(session.model, session.adapter, batches, metric, method=cfg.method, ig_steps=cfg.ig_steps)
     graph = Graph(session.adapter.n_layers, session.adapter.n_heads)
     table = circuit.edge_table(graph, scores)
     flat = bool(np.all(scores == 0))
@@ -321,6 +323,8 @@ def discover_circuit(
         "n_heads": graph.n_heads,
         "n_kv_heads": session.adapter.n_kv_heads,
         "examples": align["used"],
+        "method": cfg.method,
+        "ig_steps": cfg.ig_steps if cfg.method == "eap-ig" else None,
         "flat_metric": flat,
         "sign": "score ~ M(clean) - M(edge patched to corrupted)",
     }

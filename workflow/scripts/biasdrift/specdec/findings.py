@@ -3,7 +3,10 @@
 the pretrained main model and assistant (condition ``base``) the assistant's share of the
 emitted tokens is higher after templates of the first category than after the second
 (``categories``, e.g. female − male), the interval excluding zero at every level the table
-reports (prompt, identity, pattern-paired), as the demo world plants it.
+reports (prompt, identity, pattern-paired), as the demo world plants it. Where
+``sampling.conditions`` is set, the measured acceptance of speculative sampling of every
+sampled condition lies within its 95 % interval of the theory, 1 − TV per judged draft
+(``results/specdec/sample/{view}/k{K}_n{N}/acceptance.csv``).
 
     PYTHONPATH=workflow/scripts .venv/bin/python -m biasdrift.findings specdec
 """
@@ -40,4 +43,28 @@ def claims(results: Path, config: dict) -> list[Finding]:
                 claim = f"assistant share {contrast} > 0 ({row.level} level)"
                 subject = f"{CONDITION} {VIEW} K={k} N={n}"
                 out.append(finding("specdec", subject, claim, row.diff, row.ci_lo, row.ci_hi, row.ci_lo > 0))
+            if study.get("sampling", {}).get("conditions"):
+                out += sampling_claims(Path(results), k, n)
     return out
+
+
+def sampling_claims(results: Path, k: int, n: int) -> list[Finding]:
+    path = results / "specdec" / "sample" / VIEW / f"k{k}_n{n}" / "acceptance.csv"
+    if not path.is_file():
+        return [missing("specdec", path)]
+    table = pd.read_csv(path)
+    rows = table[(table["kind"] == "check") & (table["category"] == "all")]
+    if rows.empty:
+        return [finding("specdec", str(path), "a sampled condition", None, None, None, False)]
+    return [
+        finding(
+            "specdec",
+            f"{row.condition} sampling K={k} N={n}",
+            f"sampled acceptance matches 1 − TV ({row.expected:.3f}) within its 95 % interval",
+            row.acceptance,
+            row.ci_lo,
+            row.ci_hi,
+            row.within in (True, "True"),
+        )
+        for row in rows.itertuples()
+    ]

@@ -9,6 +9,8 @@ Results path grammar (rules/specdec.smk; logs/ and benchmarks/ mirror it):
     results/specdec/decode/{condition}/{view}/k{k}_n{n}.parquet     measure_specdec_acceptance
     results/specdec/toxicity/{view}/n{n}/scores.parquet|*.csv       score_specdec_toxicity
     results/specdec/stats/{view}/k{k}_n{n}/*.csv                    summarize_specdec_disparity
+    results/specdec/sample/{condition}/{view}/k{k}_n{n}.parquet     sample_specdec_acceptance
+    results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv          summarize_specdec_sampling
     results/specdec/plots/...                                       plot_specdec_* (rules/report.smk)
 """
 
@@ -27,6 +29,8 @@ CODE_VERSION = {
     "measure_specdec_acceptance": 1,
     "score_specdec_toxicity": 1,
     "summarize_specdec_disparity": 1,
+    "sample_specdec_acceptance": 1,
+    "summarize_specdec_sampling": 1,
     "plot_specdec_disparity": 1,
     "plot_specdec_kl_curve": 1,
     "plot_specdec_toxicity": 1,
@@ -58,6 +62,14 @@ def kl_path(condition: str) -> str:
     return f"results/specdec/kl/{condition}.parquet"
 
 
+def sample_path(condition: str, view: str, k: int, n: int) -> str:
+    return f"results/specdec/sample/{condition}/{view}/k{k}_n{n}.parquet"
+
+
+def sampling_summary_path(view: str, k: int, n: int) -> str:
+    return f"results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv"
+
+
 def stats_path(view: str, k: int, n: int, name: str) -> str:
     return f"results/specdec/stats/{view}/k{k}_n{n}/{name}.csv"
 
@@ -75,6 +87,8 @@ def targets(config: dict) -> list[str]:
             out += [f"results/specdec/plots/{view}/n{n}/toxicity.{ext}" for ext in ("svg", "csv")]
             for k in s["decode"]["k"]:
                 out += [stats_path(view, k, n, name) for name in STATS_FILES]
+                if s["sampling"]["conditions"]:
+                    out.append(sampling_summary_path(view, k, n))
                 out += [
                     f"results/specdec/plots/{view}/k{k}_n{n}/{p}.{ext}"
                     for p in DISPARITY_PLOTS
@@ -142,6 +156,9 @@ def problems(config: dict) -> list[str]:
             "replace the weights of the last epoch)"
         )
     out += _condition_problems(s, where)
+    for i, condition in enumerate(s["sampling"]["conditions"]):
+        if condition not in s["conditions"]:
+            out.append(_unknown(f"{where}.sampling.conditions[{i}]", "condition", condition, s["conditions"]))
     tox = s["toxicity"]
     if tox["scorer"] == "classifier":
         if not tox["classifier"]:
@@ -254,6 +271,26 @@ def decode_settings(config: dict, wildcards: Any) -> dict[str, Any]:
     decode.k or decode.n reruns nothing that exists)."""
     d = study(config)["decode"]
     return {**{k: v for k, v in d.items() if k not in ("k", "n")}, "k": int(wildcards.k), "n": int(wildcards.n)}
+
+
+def sampling_settings(config: dict, wildcards: Any) -> dict[str, Any]:
+    """The sampling section for one job (K and N from the wildcards, no condition list)."""
+    d = study(config)["sampling"]
+    return {**{k: v for k, v in d.items() if k != "conditions"}, "k": int(wildcards.k), "n": int(wildcards.n)}
+
+
+def sample_map(config: dict, wildcards: Any) -> dict[str, str]:
+    k, n = int(wildcards.k), int(wildcards.n)
+    return {c: sample_path(c, wildcards.view, k, n) for c in sorted(study(config)["sampling"]["conditions"])}
+
+
+def sample_inputs(config: dict, wildcards: Any) -> list[str]:
+    return sorted(sample_map(config, wildcards).values())
+
+
+def sampling_summary_settings(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    s = study(config)
+    return {"contrast": s["contrast"], "n_boot": s["stats"]["n_boot"], "seed": s["seed"]}
 
 
 # --------------------------------------------------------------------------- aggregation
