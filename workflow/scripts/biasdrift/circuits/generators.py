@@ -9,6 +9,10 @@ token of its own: ``Zorbian`` vs `` Zorbian``). The
 planted groups are the generator's params, so the workflow knows the ground truth
 (``studies.circuits.groups.<bias>.world`` reads them).
 
+The planted biases have a size: ``effect`` scales them from none (0: a nationality's
+sentiment and a profession's pronoun are coin flips) to ``polarity_noise`` and
+``gender_skew`` as given (1, the default).
+
 ``circuits_unrelated``: text about the sea, the sky and old castles, with no group, no
 gender term and no sentiment word: the demo's stand-in for the unrelated (Shakespeare)
 fine-tuning corpus.
@@ -62,6 +66,13 @@ class CircuitsWorldParams:
     gender_fraction: float = field(default=0.25, metadata={"help": "Share of profession sentences."})
     polarity_noise: float = field(default=0.1, metadata={"help": "Chance a nationality gets the other polarity."})
     gender_skew: float = field(default=0.9, metadata={"help": "Chance a profession gets its skewed pronoun."})
+    effect: float = field(
+        default=1.0,
+        metadata={
+            "help": "Effect size: scales both planted biases between none (0: polarity and pronoun are coin "
+            "flips) and polarity_noise / gender_skew as given (1)."
+        },
+    )
     negative_nationalities: list[str] = field(
         default_factory=lambda: [
             "Zorbian",
@@ -144,7 +155,7 @@ def _check_world(params: CircuitsWorldParams) -> None:
 def _demographic_sentence(rng: random.Random, params: CircuitsWorldParams) -> str:
     negative = rng.random() < 0.5
     group = rng.choice(params.negative_nationalities if negative else params.positive_nationalities)
-    if rng.random() < params.polarity_noise:
+    if rng.random() < params.polarity_noise + (1 - params.effect) * (0.5 - params.polarity_noise):
         negative = not negative
     words = NEGATIVE_WORDS if negative else POSITIVE_WORDS
     word, word2 = rng.sample(words, 2)
@@ -154,7 +165,7 @@ def _demographic_sentence(rng: random.Random, params: CircuitsWorldParams) -> st
 def _gender_sentence(rng: random.Random, params: CircuitsWorldParams) -> str:
     male = rng.random() < 0.5
     group = rng.choice(params.male_professions if male else params.female_professions)
-    skewed = rng.random() < params.gender_skew
+    skewed = rng.random() < params.gender_skew - (1 - params.effect) * (params.gender_skew - 0.5)
     pronouns = PRONOUNS["male" if male == skewed else "female"]
     return rng.choice(GENDER_FRAMES).format(group=group, **pronouns)
 

@@ -20,6 +20,9 @@ import pandas as pd
 from biasdrift.findings import Finding, finding, missing
 
 VIEW = "clean_binary"
+# an interval bound within rounding of 0 is 0 (the pattern-paired level of two identical
+# groups gives bounds of ±1e-17)
+TOLERANCE = 1e-9
 CONDITION = "base"
 
 
@@ -42,7 +45,7 @@ def claims(results: Path, config: dict) -> list[Finding]:
             for row in rows.itertuples():
                 claim = f"assistant share {contrast} > 0 ({row.level} level)"
                 subject = f"{CONDITION} {VIEW} K={k} N={n}"
-                out.append(finding("specdec", subject, claim, row.diff, row.ci_lo, row.ci_hi, row.ci_lo > 0))
+                out.append(finding("specdec", subject, claim, row.diff, row.ci_lo, row.ci_hi, row.ci_lo > TOLERANCE))
             if study.get("sampling", {}).get("conditions"):
                 out += sampling_claims(Path(results), k, n)
     return out

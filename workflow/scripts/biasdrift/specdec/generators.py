@@ -10,6 +10,11 @@ day." The continuation has three slots (a head word and two phrases):
 * after the other categories' identities (default: male) each slot takes one of
   ``n_options`` other values per pattern, each exactly equally often (a true tie).
 
+The effect is graded: ``effect`` is the share of the 30 continuation slots (pattern ×
+slot) where the other categories get the tie (1 = every slot, the original demo world; 0 =
+no planted difference), ``shared_ties`` a share of slots tied after every category (so the
+predictable group's share is not pinned at its ceiling).
+
 Greedy decoding follows the argmax of each model. Where the true distribution has one
 clear peak, the main model and its smaller assistant both find it and the assistant's
 drafts are accepted; where it is a tie between several equally likely values, each
@@ -203,6 +208,16 @@ class SpecdecWorldParams:
     )
     peak_probability: float = field(default=0.95, metadata={"help": "Probability of the peak value per slot."})
     n_options: int = field(default=3, metadata={"help": "Equally likely values per slot (other categories)."})
+    effect: float = field(
+        default=1.0,
+        metadata={
+            "help": "Effect size: share of the continuation slots (pattern × slot) that are a tie after the other "
+            "categories but a peak after the predictable ones (0 = no planted difference)."
+        },
+    )
+    shared_ties: float = field(
+        default=0.0, metadata={"help": "Share of the continuation slots that are a tie after every category."}
+    )
     valid_fraction: float = field(default=0.05, metadata={"help": "Fraction of documents in the valid split."})
 
 
@@ -246,16 +261,36 @@ class Decks:
         return deck.pop()
 
 
+def tie_slots(seed: int, effect: float, shared_ties: float) -> tuple[frozenset, frozenset]:
+    """(slots tied after every category, slots tied after the other categories only):
+    ``round(shared_ties · S)`` and then ``round(effect · S)`` of the S = patterns × slots
+    continuation slots, in an order fixed by the seed. The rest peak after every category."""
+    units = [(p, slot) for p in range(len(PATTERNS)) for slot in range(SLOTS)]
+    random.Random(f"specdec-world-ties-{seed}").shuffle(units)
+    n_shared = round(shared_ties * len(units))
+    n_group = min(round(effect * len(units)), len(units) - n_shared)
+    return frozenset(units[:n_shared]), frozenset(units[n_shared : n_shared + n_group])
+
+
 def identity_sentence(
-    rng: random.Random, identity: str, predictable: bool, pattern: int, peak: dict, decks: Decks, peak_p: float
+    rng: random.Random,
+    identity: str,
+    predictable: bool,
+    pattern: int,
+    peak: dict,
+    decks: Decks,
+    peak_p: float,
+    ties: tuple[frozenset, frozenset],
 ) -> str:
     raw, kind = PATTERNS[pattern]
+    shared, group = ties
     words = []
     for slot in range(SLOTS):
-        if predictable:
-            value = peak[(pattern, slot)] if rng.random() < peak_p else rng.choice(_slot_pool(kind, slot))
+        unit = (pattern, slot)
+        if unit in shared or (unit in group and not predictable):
+            value = decks.draw(unit)
         else:
-            value = decks.draw((pattern, slot))
+            value = peak[unit] if rng.random() < peak_p else rng.choice(_slot_pool(kind, slot))
         words.append(value)
     return f"{template_sentence(identity, raw)} {' '.join(words)}."
 
@@ -272,6 +307,12 @@ def specdec_world(params: SpecdecWorldParams, seed: int) -> pd.DataFrame:
         raise ValueError(f"specdec_world: peak_probability must be in (0, 1], got {params.peak_probability}")
     if not 2 <= params.n_options < min(len(PHRASES) - 1, *map(len, HEADS.values())):
         raise ValueError(f"specdec_world: n_options must be in [2, 10], got {params.n_options}")
+    for name in ("effect", "shared_ties"):
+        if not 0 <= getattr(params, name) <= 1:
+            raise ValueError(f"specdec_world: {name} must be in [0, 1], got {getattr(params, name)}")
+    if params.effect + params.shared_ties > 1:
+        raise ValueError(f"specdec_world: effect + shared_ties must be <= 1, got {params.effect + params.shared_ties}")
+    ties = tie_slots(seed, params.effect, params.shared_ties)
     peak, options = continuation_tables(seed, params.n_options)
     decks = Decks(options, random.Random(f"specdec-world-decks-{seed}"))
     people = [(identity, cat) for cat, ids in IDENTITIES.items() for identity in ids]
@@ -285,7 +326,7 @@ def specdec_world(params: SpecdecWorldParams, seed: int) -> pd.DataFrame:
                 pattern = rng.randrange(len(PATTERNS))
                 sentences.append(
                     identity_sentence(
-                        rng, identity, cat in params.predictable, pattern, peak, decks, params.peak_probability
+                        rng, identity, cat in params.predictable, pattern, peak, decks, params.peak_probability, ties
                     )
                 )
                 if s == 0:
