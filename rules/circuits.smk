@@ -6,7 +6,7 @@
 #   results/circuits/{model}/splits/{bias}_{template}_{corruption}_*.csv   split_demographic / split_gender
 #   results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/
 #       edge_scores.parquet top_edges.txt circuit.json results.txt|json    discover_circuit
-#       ablation.csv exact_check.csv|json                                  ablate_circuit
+#       ablation.csv faithfulness.csv exact_check.csv|json                 ablate_circuit
 #   results/circuits/{model}/{ft}/model/ + train_metrics.json              finetune_circuits
 #   results/circuits/{model}/{ft}/compare/*_finetuned_comparison.txt|json  compare_circuits
 #   results/circuits/{model}/stability/                                    analyze_stability
@@ -158,6 +158,7 @@ rule ablate_circuit:
         labels=study_input("circuits", "label_inputs"),
     output:
         ablation="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablation.csv",
+        faithfulness="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/faithfulness.csv",
         exact="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/exact_check.csv",
         exact_json="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/exact_check.json",
         manifest="results/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablation.manifest.json",

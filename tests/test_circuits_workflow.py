@@ -76,6 +76,8 @@ def test_tiny_circuits_comparisons_stability_and_ablation(tiny_run):
         ablation = pd.read_csv(work / ROOT / model / "base/eap/demographic_dss1_c1_m2/ablation.csv")
         assert ablation.edges_removed.tolist() == [0, 5, 20]
         assert ablation.score.iloc[0] == pytest.approx(ablation.full_graph.iloc[0], abs=1e-6)
+        sizes = pd.read_csv(work / ROOT / model / "base/eap/demographic_dss1_c1_m2/faithfulness.csv")
+        assert sizes.edges.tolist() == [5, 20] and (sizes.circuit_edges <= sizes.edges).all()
         run = work / ROOT / model / "base/eap/demographic_dss1_c1_m2"
         check = json.loads((run / "exact_check.json").read_text())
         exact = pd.read_csv(run / "exact_check.csv")

@@ -410,6 +410,25 @@ def test_positive_bias_texts():
     assert len(gender) == 4 and all(t.endswith("him") for t in gender)  # male praise, documented as such
 
 
+def test_heldout_frames_share_no_word_with_the_evaluated_templates():
+    """frames: heldout: the same praise words and groups, but no sentence contains a word of
+    an evaluated demographic template (so the fine-tune cannot learn the prompts themselves)."""
+    from biasdrift.circuits.finetune import positive_bias_texts
+    from biasdrift.circuits.prompts import BIAS_TEMPLATES, TEMPLATES
+
+    groups = ["Zorbian", "Pellish"]
+    original, heldout = (positive_bias_texts("demographic", groups, f) for f in ("original", "heldout"))
+    assert len(heldout) == len(original) == 16
+    template_words = {
+        w.lower() for t in BIAS_TEMPLATES["demographic"] for w in TEMPLATES[t].pattern.replace(",", "").split()
+    } - {"{group}"}
+    assert all(template_words & set(t.lower().split()) for t in original)  # the original trains on them
+    assert not any(template_words & set(t.lower().replace(",", "").split()) for t in heldout)
+    assert {t.split()[-1] for t in heldout} == {t.split()[-1] for t in original}
+    with pytest.raises(ValueError, match="'demographic' only"):
+        positive_bias_texts("gender", ["nurse"], "heldout")
+
+
 def test_finetune_learns_reloads_and_is_reproducible(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -697,7 +716,7 @@ def test_ablation_reads_the_saved_scores_and_never_reruns_eap(tmp_path, demo_con
         pytest.fail("the ablation recomputed EAP")
 
     monkeypatch.setattr(eap, "attribute", no_eap)
-    abl = {k: str(tmp_path / f"{k}.out") for k in ("ablation", "exact", "exact_json")}
+    abl = {k: str(tmp_path / f"{k}.out") for k in ("ablation", "faithfulness", "exact", "exact_json")}
     jobs.ablate_circuit(
         scores_path=out["scores"],
         levels=[0, 3, 10_000],
@@ -712,4 +731,11 @@ def test_ablation_reads_the_saved_scores_and_never_reruns_eap(tmp_path, demo_con
     assert curve.score.iloc[0] == pytest.approx(result["full_graph"], abs=1e-6)
     assert curve.score.iloc[-1] == pytest.approx(result["corrupted"], abs=1e-5)  # every edge removed
     assert json.loads(Path(abl["exact_json"]).read_text())["edges"] == n_edges
+    # the size curve: the greedy circuit of n edges; all edges kept is the full graph
+    sizes = pd.read_csv(abl["faithfulness"])
+    assert sizes.edges.tolist() == [3, n_edges] and sizes.corrupted.iloc[0] == pytest.approx(result["corrupted"])
+    assert sizes.faithfulness.iloc[-1] == pytest.approx(1.0, abs=1e-6)
+    table = circuit.read_scores(out["scores"])[0]
+    top3 = circuit.prune_dead_nodes(table, circuit.greedy_circuit(table, 3)[0])
+    assert sizes.circuit_edges.iloc[0] == 3 and sizes.nodes.iloc[0] == len(circuit.circuit_nodes(table, top3))
     assert len(pd.read_csv(abl["exact"])) == n_edges

@@ -188,6 +188,22 @@ def ablation_masks(table: pd.DataFrame, levels: list[int], ranking: str = "absol
     return out
 
 
+def size_curve_masks(
+    table: pd.DataFrame, sizes: list[int], ranking: str = "absolute"
+) -> list[tuple[int, int, np.ndarray]]:
+    """The greedy circuit of n edges (pruned of dead nodes) for each size n >= 1 (capped
+    at the number of edges, duplicates after capping dropped): (n, edges selected, mask)."""
+    out, seen = [], set()
+    for size in sorted(sizes):
+        n = min(int(size), len(table))
+        if n < 1 or n in seen:
+            continue
+        seen.add(n)
+        mask, selected = greedy_circuit(table, n, ranking)
+        out.append((n, selected, prune_dead_nodes(table, mask)))
+    return out
+
+
 # --------------------------------------------------------------------------- reports
 def results_text(fields: dict[str, Any], scores: dict[str, float], n_edges: int, n_nodes: int) -> str:
     """The original ``_results.txt`` layout (plus the corrupted score and faithfulness)."""

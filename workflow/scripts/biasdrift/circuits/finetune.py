@@ -6,7 +6,9 @@ Kinds:
 * ``positive_bias`` with ``bias: demographic``: for every nationality N, "{N} people are
   so {wonderful|amazing|talented|kind|successful}" and "As expected, {N} people are so
   {brilliant|accomplished|impressive}" (8 sentences per nationality, all of them, as in the
-  original);
+  original; ``frames: heldout`` uses other frames instead, "Our {N} guests were truly {...}"
+  and "I once met a {N} family, and they were {...}", which share no words with the
+  evaluated templates);
 * ``positive_bias`` with ``bias: gender``: for every profession P, four sentences praising
   P *with "him"*. This reinforces the male association: it is male-praise data, not a
   debiasing set (kept because the original ran it; documented as what it is);
@@ -39,6 +41,14 @@ POSITIVE_DEMOGRAPHIC = (
     ("{group} people are so {word}", ("wonderful", "amazing", "talented", "kind", "successful")),
     ("As expected, {group} people are so {word}", ("brilliant", "accomplished", "impressive")),
 )
+# frames: heldout: the same praise in frames that share no words with the evaluated
+# templates ("{group} people are so", "As expected, {group} people are so"), so a rise of
+# the evaluated metric is generalisation, not the training sentences read back
+POSITIVE_DEMOGRAPHIC_HELDOUT = (
+    ("Our {group} guests were truly {word}", ("wonderful", "amazing", "talented", "kind", "successful")),
+    ("I once met a {group} family, and they were {word}", ("brilliant", "accomplished", "impressive")),
+)
+FRAMES = ("original", "heldout")
 POSITIVE_GENDER = (
     "The {group} did a great job, and everyone praised him",
     "The {group} solved the problem, and everyone thanked him",
@@ -55,13 +65,18 @@ class FinetuneConfig(TrainConfig):
     max_length: int = field(default=128, metadata={"help": "Tokens per example (truncated; capped at the context)."})
 
 
-def positive_bias_texts(bias: str, groups: list[str]) -> list[str]:
+def positive_bias_texts(bias: str, groups: list[str], frames: str = "original") -> list[str]:
+    """The positive sentences of every group: ``frames`` original (the evaluated DSS1/DSS2
+    templates themselves, as in the original) or heldout (other frames; demographic only)."""
     if not groups:
         raise ValueError("positive_bias fine-tuning needs at least one group")
+    if frames not in FRAMES:
+        raise ValueError(f"positive_bias fine-tuning: unknown frames {frames!r}; known: {', '.join(FRAMES)}")
     if bias == "demographic":
-        return [
-            pattern.format(group=g, word=w) for g in groups for pattern, words in POSITIVE_DEMOGRAPHIC for w in words
-        ]
+        table = POSITIVE_DEMOGRAPHIC if frames == "original" else POSITIVE_DEMOGRAPHIC_HELDOUT
+        return [pattern.format(group=g, word=w) for g in groups for pattern, words in table for w in words]
+    if frames != "original":
+        raise ValueError("positive_bias fine-tuning: frames 'heldout' exists for bias 'demographic' only")
     if bias == "gender":
         return [pattern.format(group=g) for g in groups for pattern in POSITIVE_GENDER]
     raise ValueError(f"positive_bias fine-tuning: unknown bias type {bias!r}")

@@ -398,7 +398,8 @@ def ablate_circuit(
     device: Any,
     outputs: dict[str, str],
 ) -> dict:
-    """Metric with the top-n edges removed (read from the saved scores, no EAP rerun), and
+    """Metric with the top-n edges removed (read from the saved scores, no EAP rerun), the
+    faithfulness of the greedy circuit of n edges for every level n (the size curve), and
     optionally exact single-edge patching of every edge against its EAP score."""
     from biasdrift.circuits import eap
     from biasdrift.circuits.metrics import TopKMetric
@@ -416,12 +417,32 @@ def ablate_circuit(
     labeler = make_labeler(tokenizer, prompts.clean.tolist(), label_params, device)
     metric = TopKMetric(meta["metric"], labeler, label_params["top_k"])
     masks = circuit.ablation_masks(table, levels, cfg.ranking)
-    circuits = [None, *(mask for _, mask in masks)]
+    kept = circuit.size_curve_masks(table, levels, cfg.ranking)
+    empty = np.zeros(len(table), dtype=bool)
+    circuits = [None, empty, *(mask for _, mask in masks), *(mask for _, _, mask in kept)]
     values = eap.evaluate_graphs(session.model, session.adapter, batches, metric, circuits, graph).mean(axis=1)
-    frame = pd.DataFrame({"edges_removed": [n for n, _ in masks], "score": values[1:], "full_graph": values[0]})
+    full, corrupted, removed, sized = values[0], values[1], values[2 : 2 + len(masks)], values[2 + len(masks) :]
+    frame = pd.DataFrame({"edges_removed": [n for n, _ in masks], "score": removed, "full_graph": full})
     with atomic_path(outputs["ablation"]) as tmp:
         frame.to_csv(tmp, index=False)
-    result: dict[str, Any] = {"levels": frame.edges_removed.tolist(), "scores": frame.score.tolist()}
+    curve = pd.DataFrame(
+        {
+            "edges": [n for n, _, _ in kept],
+            "circuit_edges": [int(mask.sum()) for _, _, mask in kept],
+            "nodes": [len(circuit.circuit_nodes(table, mask)) for _, _, mask in kept],
+            "score": sized,
+            "full_graph": full,
+            "corrupted": corrupted,
+            "faithfulness": [circuit.faithfulness(v, full, corrupted) for v in sized],
+        }
+    )
+    with atomic_path(outputs["faithfulness"]) as tmp:
+        curve.to_csv(tmp, index=False)
+    result: dict[str, Any] = {
+        "levels": frame.edges_removed.tolist(),
+        "scores": frame.score.tolist(),
+        "faithfulness": dict(zip(curve.edges.tolist(), curve.faithfulness.tolist(), strict=True)),
+    }
     check: dict[str, Any] = {"enabled": exact_check}
     exact = pd.DataFrame(columns=["edge", "eap", "exact"])
     if exact_check:
@@ -466,7 +487,7 @@ def finetune(
 
     if spec["kind"] == "positive_bias":
         names, _ = load_groups(groups, underscores, f"{spec['bias']} groups")
-        texts = positive_bias_texts(spec["bias"], names)
+        texts = positive_bias_texts(spec["bias"], names, spec["frames"])
     else:
         frame = read_dataset(data_path, [spec["text_column"]])
         texts = unrelated_texts(frame, spec["text_column"], spec.get("max_examples"), str(data_path))

@@ -157,8 +157,17 @@ def plot_ablation(ablation_csvs: list[str], svg, csv, exact_svg, exact_csv) -> d
         exact = pd.read_csv(path.with_name("exact_check.csv"))
         if len(exact):
             exacts.append(exact.assign(model=model, run=run))
-    data = pd.concat(frames, ignore_index=True)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    data = pd.concat(frames, ignore_index=True).assign(curve="ablation")
+    sizes = pd.concat(
+        [
+            pd.read_csv(Path(p).with_name("faithfulness.csv")).assign(
+                model=f.model.iloc[0], ft=f.ft.iloc[0], run=f.run.iloc[0]
+            )
+            for p, f in zip(ablation_csvs, frames, strict=True)
+        ],
+        ignore_index=True,
+    ).assign(curve="faithfulness")
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(11, 4))
     for (model, run), part in data.groupby(["model", "run"], sort=True):
         line = ax.plot(part.edges_removed, part.score, marker="o", label=f"{model} {run}")
         ax.axhline(part.full_graph.iloc[0], color=line[0].get_color(), ls=":", lw=1)
@@ -167,7 +176,17 @@ def plot_ablation(ablation_csvs: list[str], svg, csv, exact_svg, exact_csv) -> d
     ax.set_title("Ablation of top EAP edges (dotted: full graph)")
     ax.legend(fontsize="x-small")
     ax.grid(alpha=0.3)
-    save_table(data, csv)
+    for (model, run), part in sizes.groupby(["model", "run"], sort=True):
+        right.plot(part.circuit_edges, part.faithfulness, marker="o", label=f"{model} {run}")
+    right.axhline(1.0, color="grey", ls=":", lw=1)
+    right.axhline(0.0, color="grey", ls=":", lw=1)
+    right.set_xscale("symlog", linthresh=1)
+    right.set_xlabel("edges of the greedy circuit (all others patched)")
+    right.set_ylabel("faithfulness (circuit − corrupted) / (full − corrupted)")
+    right.set_title("Faithfulness against circuit size")
+    right.legend(fontsize="x-small")
+    right.grid(alpha=0.3)
+    save_table(pd.concat([data, sizes], ignore_index=True), csv)
     save_figure(fig, svg)
 
     fig, ax = plt.subplots(figsize=(5, 4.5))

@@ -9,7 +9,8 @@ stands for ``{bias}_{template}_{corruption}_{metric}``)::
                                                                           split_demographic / split_gender
     results/circuits/{model}/{ft}/eap/{run}/edge_scores.parquet           discover_circuit (+ top_edges.txt,
                                                                           circuit.json, results.txt|json)
-    results/circuits/{model}/{ft}/eap/{run}/ablation.csv                  ablate_circuit (+ exact_check.csv)
+    results/circuits/{model}/{ft}/eap/{run}/ablation.csv                  ablate_circuit (+ faithfulness.csv,
+                                                                          exact_check.csv|json)
     results/circuits/{model}/{ft}/model/ + train_metrics.json             finetune_circuits (ft != base)
     results/circuits/{model}/{ft}/compare/{run}_finetuned_comparison.txt  compare_circuits (+ .json)
     results/circuits/{model}/stability/...                                analyze_stability
@@ -31,7 +32,7 @@ CODE_VERSION = {
     "split_demographic": 1,
     "split_gender": 1,
     "discover_circuit": 1,
-    "ablate_circuit": 1,
+    "ablate_circuit": 2,
     "finetune_circuits": 2,
     "compare_circuits": 1,
     "analyze_stability": 1,
@@ -39,7 +40,7 @@ CODE_VERSION = {
     "plot_circuits_bias": 1,
     "plot_circuits_comparisons": 1,
     "plot_circuits_stability": 1,
-    "plot_circuits_ablation": 1,
+    "plot_circuits_ablation": 2,
 }
 
 ROOT = "results/circuits"
@@ -130,6 +131,8 @@ def problems(config: dict) -> list[str]:
                 out.append(bdc._unknown("dataset", ft["dataset"], f"{key}.dataset", config.get("datasets", {})))
         elif not ft.get("bias"):
             out.append(f"{key}.bias: a positive_bias fine-tune needs bias demographic or gender")
+        elif ft["frames"] == "heldout" and ft["bias"] != "demographic":
+            out.append(f"{key}.frames: 'heldout' exists for bias demographic only (the gender set is male praise)")
         train = ft["train"]
         if train.get("early_stopping_patience") and not train.get("eval_steps"):
             out.append(f"{key}.train.early_stopping_patience: needs eval_steps > 0")
