@@ -11,7 +11,13 @@
 #   results/circuits/{model}/{ft}/compare/*_finetuned_comparison.txt|json  compare_circuits
 #   results/circuits/{model}/stability/                                    analyze_stability
 #   results/circuits/bias_summary.csv|json                                 summarize_bias
-# {ft} is "base" (the model as configured) or a key of studies.circuits.finetunes.
+#   results/circuits/{model}/{ft}/tasks/{task}/                           discover_task_circuit
+# {ft} is "base" (the model as configured) or a key of studies.circuits.finetunes;
+# {task} a key of studies.circuits.tasks (your own prompt pairs, a TSV).
+
+from biasdrift.circuits import workflow as circuits_workflow  # noqa: E402
+
+CIRCUITS_TASKS = circuits_workflow.task_pattern(config)
 
 
 rule make_prompts:
@@ -289,3 +295,31 @@ rule summarize_bias:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize_bias.py"
+
+
+rule discover_task_circuit:
+    input:
+        model=study_input("circuits", "model_inputs"),
+        task=study_input("circuits", "task_file"),
+    output:
+        scores="results/circuits/{model}/{ft}/tasks/{task}/edge_scores.parquet",
+        top_edges="results/circuits/{model}/{ft}/tasks/{task}/top_edges.txt",
+        faithfulness="results/circuits/{model}/{ft}/tasks/{task}/faithfulness.csv",
+        results_json="results/circuits/{model}/{ft}/tasks/{task}/results.json",
+        manifest="results/circuits/{model}/{ft}/tasks/{task}/manifest.json",
+    log:
+        "logs/circuits/{model}/{ft}/tasks/{task}/discover_task_circuit.log",
+    benchmark:
+        "benchmarks/circuits/{model}/{ft}/tasks/{task}/discover_task_circuit.tsv"
+    params:
+        model=study_input("circuits", "model_ref"),
+        task=study_input("circuits", "task_params"),
+        runtime=lookup(dpath="runtime", within=config),
+        code_version=CODE_VERSION["discover_task_circuit"],
+    wildcard_constraints:
+        ft="[a-z0-9][a-z0-9_-]*",
+        task=CIRCUITS_TASKS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/discover_task_circuit.py"

@@ -78,6 +78,10 @@ def test_tiny_circuits_comparisons_stability_and_ablation(tiny_run):
         assert ablation.score.iloc[0] == pytest.approx(ablation.full_graph.iloc[0], abs=1e-6)
         sizes = pd.read_csv(work / ROOT / model / "base/eap/demographic_dss1_c1_m2/faithfulness.csv")
         assert sizes.edges.tolist() == [5, 20] and (sizes.circuit_edges <= sizes.edges).all()
+        task = json.loads((work / ROOT / model / "base/tasks/example/results.json").read_text())
+        assert task["meta"]["metric"] == "logit_diff" and task["meta"]["examples"] == 16
+        assert task["full_graph"] == pytest.approx(task["baseline"], abs=1e-5)
+        assert pd.read_csv(work / ROOT / model / "base/tasks/example/faithfulness.csv").edges.tolist() == [5, 20]
         run = work / ROOT / model / "base/eap/demographic_dss1_c1_m2"
         check = json.loads((run / "exact_check.json").read_text())
         exact = pd.read_csv(run / "exact_check.csv")

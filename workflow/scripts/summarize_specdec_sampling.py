@@ -14,6 +14,7 @@ def main(smk) -> None:
                 contrast=list(settings["contrast"]),
                 n_boot=int(settings["n_boot"]),
                 seed=int(settings["seed"]),
+                level=float(settings["level"]),
                 out_csv=smk.output.acceptance,
             )
         )

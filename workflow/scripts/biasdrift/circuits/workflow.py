@@ -11,6 +11,8 @@ stands for ``{bias}_{template}_{corruption}_{metric}``)::
                                                                           circuit.json, results.txt|json)
     results/circuits/{model}/{ft}/eap/{run}/ablation.csv                  ablate_circuit (+ faithfulness.csv,
                                                                           exact_check.csv|json)
+    results/circuits/{model}/{ft}/tasks/{task}/edge_scores.parquet        discover_task_circuit (+ top_edges.txt,
+                                                                          faithfulness.csv, results.json)
     results/circuits/{model}/{ft}/model/ + train_metrics.json             finetune_circuits (ft != base)
     results/circuits/{model}/{ft}/compare/{run}_finetuned_comparison.txt  compare_circuits (+ .json)
     results/circuits/{model}/stability/...                                analyze_stability
@@ -20,6 +22,7 @@ stands for ``{bias}_{template}_{corruption}_{metric}``)::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ CODE_VERSION = {
     "plot_circuits_comparisons": 1,
     "plot_circuits_stability": 1,
     "plot_circuits_ablation": 2,
+    "discover_task_circuit": 1,
 }
 
 ROOT = "results/circuits"
@@ -136,6 +140,12 @@ def problems(config: dict) -> list[str]:
         train = ft["train"]
         if train.get("early_stopping_patience") and not train.get("eval_steps"):
             out.append(f"{key}.train.early_stopping_patience: needs eval_steps > 0")
+    for name, task in sorted(cfg["tasks"].items()):
+        if not Path(task["file"]).is_file():
+            out.append(
+                f"{where}.tasks.{name}.file: {task['file']} does not exist (a TSV: clean, corrupted, answer, "
+                "distractor; docs/circuits.md)"
+            )
     for section in ("compare", "ablation"):
         for i, run in enumerate(cfg[section]["runs"]):
             key = f"{where}.{section}.runs[{i}]"
@@ -175,7 +185,39 @@ def targets(config: dict) -> list[str]:
         out.append(f"{ROOT}/plots/comparisons.svg")
     if cfg["ablation"]["runs"]:
         out.append(f"{ROOT}/plots/ablation.svg")
+    for model in cfg["models"]:
+        for task in cfg["tasks"]:
+            out += [
+                f"{task_dir(model, 'base', task)}/results.json",
+                f"{task_dir(model, 'base', task)}/faithfulness.csv",
+            ]
     return out
+
+
+def task_dir(model: str, ft: str, task: str) -> str:
+    return f"{ROOT}/{model}/{ft}/tasks/{task}"
+
+
+def task_file(config: dict, wildcards) -> str:
+    tasks = study(config)["tasks"]
+    if wildcards.task not in tasks:
+        raise ValueError(f"unknown circuits task {wildcards.task!r}; known: {', '.join(sorted(tasks)) or 'none'}")
+    return tasks[wildcards.task]["file"]
+
+
+def task_params(config: dict, wildcards) -> dict[str, Any]:
+    """The EAP settings (no group split: a task has its own prompts) and the task's sizes."""
+    cfg = study(config)
+    task_file(config, wildcards)
+    return {
+        "eap": {k: v for k, v in cfg["eap"].items() if k != "split"},
+        "sizes": cfg["tasks"][wildcards.task]["sizes"],
+    }
+
+
+def task_pattern(config: dict) -> str:
+    names = sorted(study(config)["tasks"], key=len, reverse=True) if "circuits" in config.get("studies", {}) else []
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
 def stability_outputs(model: str) -> list[str]:

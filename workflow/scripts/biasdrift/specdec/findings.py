@@ -5,7 +5,7 @@ emitted tokens is higher after templates of the first category than after the se
 (``categories``, e.g. female − male), the interval excluding zero at every level the table
 reports (prompt, identity, pattern-paired), as the demo world plants it. Where
 ``sampling.conditions`` is set, the measured acceptance of speculative sampling of every
-sampled condition lies within its 95 % interval of the theory, 1 − TV per judged draft
+sampled condition lies within its interval (``sampling.level``, 99 %) of the theory, 1 − TV per judged draft
 (``results/specdec/sample/{view}/k{K}_n{N}/acceptance.csv``).
 
     PYTHONPATH=workflow/scripts .venv/bin/python -m biasdrift.findings specdec
@@ -63,7 +63,7 @@ def sampling_claims(results: Path, k: int, n: int) -> list[Finding]:
         finding(
             "specdec",
             f"{row.condition} sampling K={k} N={n}",
-            f"sampled acceptance matches 1 − TV ({row.expected:.3f}) within its 95 % interval",
+            f"sampled acceptance matches 1 − TV ({row.expected:.3f}) within its interval",
             row.acceptance,
             row.ci_lo,
             row.ci_hi,

@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,6 @@ from biasdrift.runtime import atomic_path, progress
 from biasdrift.specdec.decoding import SpecdecError, _crop, _forward, context_length, disable_tf32
 
 log = logging.getLogger(__name__)
-
-Z95 = 1.959963984540054
 
 
 @dataclass
@@ -206,15 +205,17 @@ def sample_prompts(main, assistant, tokenizer, templates: pd.DataFrame, cfg: Sam
     return pd.concat([templates.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
 
 
-def acceptance_check(n_accepted: float, expected_sum: float, variance_sum: float, n_judged: float) -> dict[str, Any]:
-    """Measured acceptance vs its expectation Σ(1 − TV): the measured rate with the 95 %
-    interval of the martingale (acceptances − probabilities), the z score, and whether the
-    expectation lies inside the interval."""
+def acceptance_check(
+    n_accepted: float, expected_sum: float, variance_sum: float, n_judged: float, level: float = 0.95
+) -> dict[str, Any]:
+    """Measured acceptance vs its expectation Σ(1 − TV): the measured rate with the
+    ``level`` interval of the martingale (acceptances − probabilities), the z score, and
+    whether the expectation lies inside the interval."""
     if n_judged <= 0:
         nan = math.nan
         return {"acceptance": nan, "expected": nan, "ci_lo": nan, "ci_hi": nan, "z": nan, "within": False}
     measured, theory = n_accepted / n_judged, expected_sum / n_judged
-    half = Z95 * math.sqrt(variance_sum) / n_judged
+    half = NormalDist().inv_cdf(0.5 + level / 2) * math.sqrt(variance_sum) / n_judged
     z = (n_accepted - expected_sum) / math.sqrt(variance_sum) if variance_sum > 0 else math.nan
     return {
         "acceptance": measured,
@@ -226,17 +227,20 @@ def acceptance_check(n_accepted: float, expected_sum: float, variance_sum: float
     }
 
 
-def acceptance_table(frame: pd.DataFrame, contrast: tuple[str, str], n_boot: int, seed: int) -> pd.DataFrame:
+def acceptance_table(
+    frame: pd.DataFrame, contrast: tuple[str, str], n_boot: int, seed: int, level: float = 0.95
+) -> pd.DataFrame:
     """Per condition and category (and "all"): judged drafts, measured acceptance with its
-    interval, expected acceptance 1 − TV and whether it lies inside; then per condition the
-    contrast's difference of measured acceptance with a bootstrap interval over templates."""
+    ``level`` interval, expected acceptance 1 − TV and whether it lies inside; then per
+    condition the contrast's difference of measured acceptance with a 95 % bootstrap
+    interval over templates."""
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(seed)
     for condition, part in frame.groupby("condition", sort=True):
         groups = [(c, part[part["category"] == c]) for c in sorted(part["category"].unique())]
         for category, sub in [*groups, ("all", part)]:
             sums = sub[["n_accepted", "expected_sum", "variance_sum", "n_judged"]].sum()
-            check = acceptance_check(*(float(sums[c]) for c in sums.index))
+            check = acceptance_check(*(float(sums[c]) for c in sums.index), level=level)
             rows.append(
                 {
                     "condition": condition,
@@ -310,11 +314,11 @@ def sample_acceptance(
 
 
 def summarize_sampling(
-    *, sampled: dict[str, str], contrast: list[str], n_boot: int, seed: int, out_csv: str | Path
+    *, sampled: dict[str, str], contrast: list[str], n_boot: int, seed: int, level: float, out_csv: str | Path
 ) -> dict[str, Any]:
     """Rule summarize_specdec_sampling: :func:`acceptance_table` over the sampled conditions."""
     frame = pd.concat([pd.read_parquet(path) for _, path in sorted(sampled.items())], ignore_index=True)
-    table = acceptance_table(frame, (contrast[0], contrast[1]), n_boot, seed)
+    table = acceptance_table(frame, (contrast[0], contrast[1]), n_boot, seed, level)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     checks = table[table["kind"] == "check"]

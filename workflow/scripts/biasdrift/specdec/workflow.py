@@ -276,7 +276,11 @@ def decode_settings(config: dict, wildcards: Any) -> dict[str, Any]:
 def sampling_settings(config: dict, wildcards: Any) -> dict[str, Any]:
     """The sampling section for one job (K and N from the wildcards, no condition list)."""
     d = study(config)["sampling"]
-    return {**{k: v for k, v in d.items() if k != "conditions"}, "k": int(wildcards.k), "n": int(wildcards.n)}
+    return {
+        **{k: v for k, v in d.items() if k not in ("conditions", "level")},
+        "k": int(wildcards.k),
+        "n": int(wildcards.n),
+    }
 
 
 def sample_map(config: dict, wildcards: Any) -> dict[str, str]:
@@ -290,7 +294,12 @@ def sample_inputs(config: dict, wildcards: Any) -> list[str]:
 
 def sampling_summary_settings(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
     s = study(config)
-    return {"contrast": s["contrast"], "n_boot": s["stats"]["n_boot"], "seed": s["seed"]}
+    return {
+        "contrast": s["contrast"],
+        "n_boot": s["stats"]["n_boot"],
+        "seed": s["seed"],
+        "level": s["sampling"]["level"],
+    }
 
 
 # --------------------------------------------------------------------------- aggregation
