@@ -53,6 +53,19 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = 
 TINY = ("--configfile", "tests/config/tiny.yaml", "--replace-workflow-config")
 
 
+@pytest.fixture
+def torch_one_thread():
+    """Run a test's tiny models on one torch thread (restored afterwards): models this small
+    gain nothing from intra-op threads and oversubscribed threads are very slow. Use with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -17,15 +17,9 @@ from biasdrift.circuits import eap
 from biasdrift.circuits.adapters import adapter_for
 from biasdrift.circuits.graph import Graph
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 VOCAB, LAYERS, HEADS, WIDTH = 40, 2, 4, 32
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

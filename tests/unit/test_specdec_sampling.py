@@ -14,15 +14,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from biasdrift.specdec import sampling
 from biasdrift.specdec.sampling import SamplingConfig, acceptance_check, acceptance_table, speculative_sampling
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 VOCAB = 8
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(seed: int, layers: int) -> GPT2LMHeadModel:

@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from biasdrift.tinystories import architectures as arch
-from biasdrift.tinystories import corpus, synthetic
+from biasdrift.tinystories import corpus
 from biasdrift.tinystories.data import split_files, windows_for
-from biasdrift.tinystories.pretokenize import PretokenizeConfig, pretokenize
-from biasdrift.tinystories.transforms import DatasetSpec
-from biasdrift.tinystories.vocab import StoryTokenizer, VocabConfig, train_vocab
+from biasdrift.tinystories.vocab import StoryTokenizer
+from tests.unit.tinystories_helpers import build_world
 
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "multiple_of": 16, "max_seq_len": 64}
 
@@ -28,20 +27,7 @@ def tiny_model(seed: int = 0, **overrides) -> arch.Llama2cForCausalLM:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Synthetic corpus (3 shards), a 512-piece vocabulary and the 'all' dataset."""
-    root = tmp_path_factory.mktemp("tsm")
-    corpus.synthesize_tarball(synthetic.SyntheticParams(n_shards=3, stories_per_shard=300, seed=2), root / "c.tar.gz")
-    corpus.unpack(root / "c.tar.gz", root / "shards", root / "manifest.json")
-    train_vocab(
-        root / "shards",
-        VocabConfig(vocab_size=512, shards=2),
-        root / "tok.model",
-        root / "tok.vocab",
-        root / "meta.json",
-    )
-    pretokenize(
-        root / "shards", root / "tok.model", DatasetSpec(), PretokenizeConfig(), root / "all", root / "all.json"
-    )
-    return root
+    return build_world(tmp_path_factory.mktemp("tsm"), n_shards=3, stories_per_shard=300, seed=2, vocab_size=512)
 
 
 # --------------------------------------------------------------------------- architecture

@@ -13,11 +13,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from biasdrift.tinystories import corpus, evaluation, synthetic
+from biasdrift.tinystories import evaluation
 from biasdrift.tinystories.corpus import load_shard, shard_files
 from biasdrift.tinystories.data import bin_files, split_files
-from biasdrift.tinystories.pretokenize import DatasetSpec, PretokenizeConfig, pretokenize, read_tokens, split_examples
-from biasdrift.tinystories.vocab import StoryTokenizer, VocabConfig, train_vocab
+from biasdrift.tinystories.pretokenize import read_tokens, split_examples
+from biasdrift.tinystories.vocab import StoryTokenizer
+from tests.unit.tinystories_helpers import build_world
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,20 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """4 JSON shards (shard 0 = test, 1-3 = training), a vocabulary, the 'all' dataset."""
-    root = tmp_path_factory.mktemp("shards")
-    corpus.synthesize_tarball(synthetic.SyntheticParams(n_shards=4, stories_per_shard=120, seed=5), root / "c.tar.gz")
-    corpus.unpack(root / "c.tar.gz", root / "shards", root / "manifest.json")
-    train_vocab(
-        root / "shards",
-        VocabConfig(vocab_size=400, shards=2),
-        root / "tok.model",
-        root / "tok.vocab",
-        root / "meta.json",
-    )
-    pretokenize(
-        root / "shards", root / "tok.model", DatasetSpec(), PretokenizeConfig(), root / "all", root / "all.json"
-    )
-    return root
+    return build_world(tmp_path_factory.mktemp("shards"), n_shards=4, stories_per_shard=120, seed=5, vocab_size=400)
 
 
 def nothing(*_args, **_kwargs) -> dict:

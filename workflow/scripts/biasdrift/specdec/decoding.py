@@ -123,6 +123,18 @@ def _crop(cache, length: int) -> int:
 
 
 # --------------------------------------------------------------------------- the loop
+def check_request(main, assistant, prompt_ids: Sequence[int], k: int, n: int) -> None:
+    """K, N and the prompt fit both models (raises before any forward)."""
+    if k < 1 or n < 1:
+        raise ValueError(f"need k >= 1 and n >= 1, got k={k}, n={n}")
+    if not prompt_ids:
+        raise SpecdecError("empty prompt")
+    for model in (main, assistant):
+        limit = context_length(model)
+        if limit is not None and len(prompt_ids) + n > limit:
+            raise SpecdecError(f"prompt of {len(prompt_ids)} tokens + {n} new exceeds the model context of {limit}")
+
+
 def speculative_greedy(
     main,
     assistant,
@@ -139,14 +151,7 @@ def speculative_greedy(
     import torch
     from transformers import DynamicCache
 
-    if k < 1 or n < 1:
-        raise ValueError(f"need k >= 1 and n >= 1, got k={k}, n={n}")
-    if not prompt_ids:
-        raise SpecdecError("empty prompt")
-    for model in (main, assistant):
-        limit = context_length(model)
-        if limit is not None and len(prompt_ids) + n > limit:
-            raise SpecdecError(f"prompt of {len(prompt_ids)} tokens + {n} new exceeds the model context of {limit}")
+    check_request(main, assistant, prompt_ids, k, n)
     seq = list(prompt_ids)
     start = len(seq)
     main_cache, asst_cache = DynamicCache(), DynamicCache()

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from biasdrift.runtime import atomic_path, progress
-from biasdrift.specdec.decoding import SpecdecError, _crop, _forward, context_length, disable_tf32
+from biasdrift.specdec.decoding import _crop, _forward, check_request, disable_tf32
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,9 @@ def speculative_sampling(
     import torch
     from transformers import DynamicCache
 
-    if k < 1 or n < 1:
-        raise ValueError(f"need k >= 1 and n >= 1, got k={k}, n={n}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not prompt_ids:
-        raise SpecdecError("empty prompt")
-    for model in (main, assistant):
-        limit = context_length(model)
-        if limit is not None and len(prompt_ids) + n > limit:
-            raise SpecdecError(f"prompt of {len(prompt_ids)} tokens + {n} new exceeds the model context of {limit}")
+    check_request(main, assistant, prompt_ids, k, n)
     seq = list(prompt_ids)
     start = len(seq)
     main_cache, asst_cache = DynamicCache(), DynamicCache()
