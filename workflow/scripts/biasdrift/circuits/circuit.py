@@ -204,6 +204,24 @@ def size_curve_masks(
     return out
 
 
+def size_curve_frame(
+    table: pd.DataFrame, kept: list[tuple[int, int, np.ndarray]], scores: Any, full: float, corrupted: float
+) -> pd.DataFrame:
+    """faithfulness.csv: per size of :func:`size_curve_masks` the circuit's edges and nodes
+    after pruning, its metric ``scores[i]`` and its faithfulness."""
+    return pd.DataFrame(
+        {
+            "edges": [n for n, _, _ in kept],
+            "circuit_edges": [int(mask.sum()) for _, _, mask in kept],
+            "nodes": [len(circuit_nodes(table, mask)) for _, _, mask in kept],
+            "score": list(scores),
+            "full_graph": full,
+            "corrupted": corrupted,
+            "faithfulness": [faithfulness(float(v), full, corrupted) for v in scores],
+        }
+    )
+
+
 # --------------------------------------------------------------------------- reports
 def results_text(fields: dict[str, Any], scores: dict[str, float], n_edges: int, n_nodes: int) -> str:
     """The original ``_results.txt`` layout (plus the corrupted score and faithfulness)."""

@@ -425,17 +425,7 @@ def ablate_circuit(
     frame = pd.DataFrame({"edges_removed": [n for n, _ in masks], "score": removed, "full_graph": full})
     with atomic_path(outputs["ablation"]) as tmp:
         frame.to_csv(tmp, index=False)
-    curve = pd.DataFrame(
-        {
-            "edges": [n for n, _, _ in kept],
-            "circuit_edges": [int(mask.sum()) for _, _, mask in kept],
-            "nodes": [len(circuit.circuit_nodes(table, mask)) for _, _, mask in kept],
-            "score": sized,
-            "full_graph": full,
-            "corrupted": corrupted,
-            "faithfulness": [circuit.faithfulness(v, full, corrupted) for v in sized],
-        }
-    )
+    curve = circuit.size_curve_frame(table, kept, sized, float(full), float(corrupted))
     with atomic_path(outputs["faithfulness"]) as tmp:
         curve.to_csv(tmp, index=False)
     result: dict[str, Any] = {

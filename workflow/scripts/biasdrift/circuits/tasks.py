@@ -147,16 +147,7 @@ def discover_task_circuit(
     values = eap.evaluate_graphs(session.model, session.adapter, batches, metric, circuits, graph).mean(axis=1)
     full, corrupted = float(values[0]), float(values[1])
     baseline = float(eap.evaluate_plain(session.model, session.adapter, batches, metric).mean())
-    curve = pd.DataFrame(
-        {
-            "edges": [n for n, _, _ in kept],
-            "circuit_edges": [int(mask.sum()) for _, _, mask in kept],
-            "score": values[3:],
-            "full_graph": full,
-            "corrupted": corrupted,
-            "faithfulness": [circuit.faithfulness(v, full, corrupted) for v in values[3:]],
-        }
-    )
+    curve = circuit.size_curve_frame(table, kept, values[3:], full, corrupted)
     with atomic_path(outputs["faithfulness"]) as tmp:
         curve.to_csv(tmp, index=False)
     result = {
