@@ -29,6 +29,7 @@ GRADED = REPO / "tests/config/graded"
 #           is above 0 in a world without bias too, the negative ones' is then not below)
 STUDIES = {
     "circuits": ("circuits-world", ["results/circuits/bias_summary.csv"], "base ", "subject"),
+    "politune": ("politune-left", ["results/politune/summary.json"], "", "claim"),
     "specdec": (
         "specdec-world",
         ["results/specdec/stats/clean_binary/k3_n10/disparity.csv"],

@@ -82,7 +82,9 @@ def test_a_new_draft_length_runs_only_its_own_jobs(tiny_run):
         "measure_specdec_acceptance",
         "measure_specdec_acceptance",
         "plot_specdec_disparity",
+        "sample_specdec_acceptance",  # the tiny config samples its base condition
         "summarize_specdec_disparity",
+        "summarize_specdec_sampling",
     ]
     assert all("k=3" in wc for rule, wc in jobs if rule != "all")
 

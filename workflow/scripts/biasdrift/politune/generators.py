@@ -47,6 +47,13 @@ class PreferenceParams:
         default=0.0,
         metadata={"help": "Share of rows made dirty like real data (stray quotes, newlines, duplicates)."},
     )
+    effect: float = field(
+        default=1.0,
+        metadata={
+            "help": "Effect size: each pair keeps the side's answer as chosen with probability (1 + effect) / 2, "
+            "else the two answers swap (0 = no net lean, 1 = every pair leans)."
+        },
+    )
 
 
 def _pick_axis(rng: random.Random) -> world.Axis:
@@ -179,6 +186,8 @@ def politune_preferences(params: PreferenceParams, seed: int) -> pd.DataFrame:
         raise ValueError(f"politune_preferences: side must be left or right, got {params.side!r}")
     if not 0 <= params.rating_fraction <= 1:
         raise ValueError("politune_preferences: rating_fraction must be in [0, 1]")
+    if not 0 <= params.effect <= 1:
+        raise ValueError(f"politune_preferences: effect must be in [0, 1], got {params.effect}")
     opinions, ratings = _opinion_pairs(), _rating_pairs()
     n_ratings = round(params.n_pairs * params.rating_fraction)
     n_opinions = params.n_pairs - n_ratings
@@ -191,6 +200,11 @@ def politune_preferences(params: PreferenceParams, seed: int) -> pd.DataFrame:
     combos = rng.sample(opinions, n_opinions) + rng.sample(ratings, n_ratings)
     rng.shuffle(combos)
     rows = [_pair(combo, params.side) for combo in combos]
+    if params.effect < 1:  # its own generator: the default world draws exactly as before
+        flips = random.Random(f"politune-effect-{seed}")
+        for row in rows:
+            if flips.random() >= (1 + params.effect) / 2:
+                row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
     dirt = random.Random(seed + 1)
     n_dirty = round(params.dirty_fraction * len(rows))
     for i in dirt.sample(range(len(rows)), n_dirty):
