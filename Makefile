@@ -16,12 +16,13 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv demo report findings test lint dryrun smoke smoke-config bench lock install-slurm-profile clean
+.PHONY: help venv demo report findings test test-graded lint dryrun smoke smoke-config bench lock install-slurm-profile clean
 
 help:
 	@echo "make demo                  venv + demo tier end to end + results/report.html + make findings"
 	@echo "make findings              check every study's demo claims on results/ (exit 1 when one fails)"
 	@echo "make test                  venv + lint + test suite (what CI runs)"
+	@echo "make test-graded           every graded world: each study's check at effect 0 and at a moderate effect"
 	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml and config/smoke/*.yaml"
 	@echo "make smoke                 the paper configs end to end offline on real-size random models (.smoke/)"
 	@echo "make smoke-config          regenerate config/smoke/<study>.yaml from config/paper + config/smoke/overrides"
@@ -64,7 +65,11 @@ lint: venv
 	$(SNAKEMAKE) --lint
 
 test: lint
-	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
+
+# every graded world, the slow ones too (tests/test_graded.py; about 5 min on 2 cores)
+test-graded: venv
+	$(BIN)/python -m pytest tests/test_graded.py $(PYTEST_ARGS)
 
 # config/paper/politune.yaml needs the Political Compass statements, which you supply
 # (README "Political Compass statements"): without them its dry run fails, as it should.
