@@ -65,14 +65,10 @@ def found(claims: list[findings.Finding], about: str, unit: str) -> dict[str, bo
     return {s: all(f.holds for f in planted if f.subject == s) for s in sorted({f.subject for f in planted})}
 
 
-# politune's pair of runs takes about 2 minutes more than the others: outside `make test` (CI
-# time), run by `make test-graded` with the others
-SLOW = {"politune"}
-
-
-@pytest.mark.parametrize(
-    "study", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in sorted(STUDIES)]
-)
+# each pair of runs takes 1.5-2 minutes on 2 cores: outside `make test` (CI time, which the
+# smoke and tiny end-to-end runs already fill), run by `make test-graded`
+@pytest.mark.slow
+@pytest.mark.parametrize("study", sorted(STUDIES))
 def test_the_check_fails_without_the_effect_and_holds_with_it(tmp_path, study):
     _, _, about, unit = STUDIES[study]
     runs = [graded_run(tmp_path, study, 0.0), graded_run(tmp_path, study, None)]
