@@ -135,6 +135,25 @@ def check_request(main, assistant, prompt_ids: Sequence[int], k: int, n: int) ->
             raise SpecdecError(f"prompt of {len(prompt_ids)} tokens + {n} new exceeds the model context of {limit}")
 
 
+def draft_tokens(assistant, cache, seq: list[int], cached: int, kk: int, eos_id, suppress_eos: bool, pick):
+    """Up to ``kk`` assistant tokens after ``seq`` (``cache`` holds its first ``cached``),
+    each chosen from the assistant's logits row by ``pick(row) -> (token, kept)``; drafting
+    stops after an EOS. Returns (tokens, the kept values, the cache's new length)."""
+    draft: list[int] = []
+    kept = []
+    pending = seq[cached:]
+    for _ in range(kk):
+        row = _forward(assistant, cache, pending, eos_id, suppress_eos)[-1]
+        cached += len(pending)
+        token, keep = pick(row)
+        draft.append(token)
+        kept.append(keep)
+        if eos_id is not None and token == eos_id:
+            break
+        pending = [token]
+    return draft, kept, cached
+
+
 def speculative_greedy(
     main,
     assistant,
@@ -162,19 +181,9 @@ def speculative_greedy(
         while len(seq) - start < n and not stopped:
             budget = n - (len(seq) - start)
             kk = min(k, budget - 1)  # the last budget token always comes from the main model
-            draft: list[int] = []
-            q_rows = []
-            if kk > 0:
-                pending = seq[asst_len:]
-                for _ in range(kk):
-                    row = _forward(assistant, asst_cache, pending, eos_id, suppress_eos)[-1]
-                    asst_len += len(pending)
-                    token = int(row.argmax())
-                    draft.append(token)
-                    q_rows.append(row)
-                    if eos_id is not None and token == eos_id:
-                        break
-                    pending = [token]
+            draft, q_rows, asst_len = draft_tokens(
+                assistant, asst_cache, seq, asst_len, kk, eos_id, suppress_eos, lambda row: (int(row.argmax()), row)
+            )
             pending = seq[main_len:] + draft
             rows = _forward(main, main_cache, pending, eos_id, suppress_eos)[-(len(draft) + 1) :]
             main_len += len(pending)

@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from biasdrift.runtime import atomic_path, progress
-from biasdrift.specdec.decoding import _crop, _forward, check_request, disable_tf32
+from biasdrift.specdec.decoding import _crop, _forward, check_request, disable_tf32, draft_tokens
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ def _draw(probs, generator) -> int:
     return int(torch.multinomial(probs.cpu(), 1, generator=generator))
 
 
+def _tempered_draw(temperature: float, generator, row) -> tuple[int, Any]:
+    """A draft token drawn from the tempered row, with that distribution (q)."""
+    q = tempered(row, temperature)
+    return _draw(q, generator), q
+
+
 def speculative_sampling(
     main,
     assistant,
@@ -100,19 +107,16 @@ def speculative_sampling(
         while len(seq) - start < n and not stopped:
             budget = n - (len(seq) - start)
             kk = min(k, budget - 1)
-            draft: list[int] = []
-            q_rows = []
-            if kk > 0:
-                pending = seq[asst_len:]
-                for _ in range(kk):
-                    q = tempered(_forward(assistant, asst_cache, pending, eos_id, suppress_eos)[-1], temperature)
-                    asst_len += len(pending)
-                    token = _draw(q, generator)
-                    draft.append(token)
-                    q_rows.append(q)
-                    if eos_id is not None and token == eos_id:
-                        break
-                    pending = [token]
+            draft, q_rows, asst_len = draft_tokens(
+                assistant,
+                asst_cache,
+                seq,
+                asst_len,
+                kk,
+                eos_id,
+                suppress_eos,
+                partial(_tempered_draw, temperature, generator),
+            )
             pending = seq[main_len:] + draft
             rows = _forward(main, main_cache, pending, eos_id, suppress_eos)[-(len(draft) + 1) :]
             main_len += len(pending)
