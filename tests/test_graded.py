@@ -50,8 +50,8 @@ def graded_run(tmp_path, study: str, effect: float | None) -> tuple[subprocess.P
     work = copy_workflow(tmp_path / f"{study}-{params['effect']}")
     (work / "graded.yaml").write_text(yaml.safe_dump(cfg))
     args = ("--configfile", "graded.yaml", "--replace-workflow-config", "--cores", "1", *targets)
-    log = (work / "graded.log").open("w")
-    proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=work, env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
+    with (work / "graded.log").open("w") as log:  # the child keeps its own handle
+        proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=work, env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
     return proc, work, cfg, params["effect"]
 
 

@@ -252,14 +252,21 @@ def split_groups(eval_table: str | Path, bias: str, template: str, corruption: s
 # --------------------------------------------------------------------------- EAP
 def _eap_inputs(model_ref, prompts_csv, split: str, cfg: EAPConfig, where: str):
     """Prompts, token ids and batches; every input check happens here, before weights load."""
-    from biasdrift.circuits import eap
-
     prompts = read_prompts(prompts_csv, where)
     if prompts.empty:
         raise EmptySplitError(
             f"{where}: {prompts_csv} holds no prompt (the base model put no prompt in split {split!r}); "
             "choose another split in studies.circuits.eap.split or check the group split statistics"
         )
+    return pair_batches(model_ref, prompts, cfg, where)
+
+
+def pair_batches(model_ref, prompts: pd.DataFrame, cfg: EAPConfig, where: str):
+    """The first ``max_prompts`` rows of ``prompts`` (columns clean, corrupted) as token ids
+    and aligned batches, with the model's tokenizer (no weights load): (rows, tokenizer,
+    batches, alignment counts)."""
+    from biasdrift.circuits import eap
+
     if cfg.max_prompts is not None:
         prompts = prompts.head(cfg.max_prompts)
     tokenizer, n_ctx = open_tokenizer(model_ref, where)

@@ -102,22 +102,14 @@ def discover_task_circuit(
     and the faithfulness of the greedy circuit of every size in ``sizes``."""
     from biasdrift.circuits import circuit, eap
     from biasdrift.circuits.graph import Graph
-    from biasdrift.circuits.jobs import EAPConfig, _pad_id, from_params, load_session, open_tokenizer
+    from biasdrift.circuits.jobs import EAPConfig, from_params, load_session, pair_batches
     from biasdrift.runtime import atomic_path, write_json, write_text
 
     cfg = from_params(EAPConfig, eap_params)
     where = f"discover_task_circuit {model_ref.get('alias')} task {task}"
-    rows = read_task(task_tsv, where)
-    tokenizer, n_ctx = open_tokenizer(model_ref, where)
+    rows, tokenizer, batches, align = pair_batches(model_ref, read_task(task_tsv, where), cfg, where)
     answers = single_tokens(tokenizer, rows["answer"].tolist(), "answer", f"{where} {task_tsv}")
     distractors = single_tokens(tokenizer, rows["distractor"].tolist(), "distractor", f"{where} {task_tsv}")
-    clean_ids, corr_ids = eap.encode_pairs(tokenizer, rows["clean"].tolist(), rows["corrupted"].tolist(), n_ctx, where)
-    keep, align = eap.select_aligned(clean_ids, corr_ids, cfg.align)
-    if not keep:
-        raise TaskError(f"{where}: align={cfg.align} leaves no pair (all clean/corrupted lengths differ)")
-    if cfg.max_prompts is not None:
-        keep = keep[: cfg.max_prompts]
-    batches = eap.make_batches(clean_ids, corr_ids, cfg.batch_size, _pad_id(tokenizer), indices=keep)
     session = load_session(model_ref, tokenizer, device, cfg.dtype)
     metric = LogitDiff(answers, distractors)
     scores = eap.attribute(session.model, session.adapter, batches, metric, method=cfg.method, ig_steps=cfg.ig_steps)
@@ -132,7 +124,7 @@ def discover_task_circuit(
         "n_layers": graph.n_layers,
         "n_heads": graph.n_heads,
         "n_kv_heads": session.adapter.n_kv_heads,
-        "examples": len(keep),
+        "examples": align["used"],
         "method": cfg.method,
         "ig_steps": cfg.ig_steps if cfg.method == "eap-ig" else None,
         "sign": "score ~ M(clean) - M(edge patched to corrupted)",
