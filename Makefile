@@ -22,7 +22,7 @@ help:
 	@echo "make demo                  venv + demo tier end to end + results/report.html + make findings"
 	@echo "make findings              check every study's demo claims on results/ (exit 1 when one fails)"
 	@echo "make test                  venv + lint + test suite (what CI runs)"
-	@echo "make test-graded           every graded world: each study's check at effect 0 and at a moderate effect"
+	@echo "make test-graded           every graded world: each study's check at effect 0 and at the demo's effect"
 	@echo "make dryrun                snakemake -n for the demo and every config/paper/*.yaml and config/smoke/*.yaml"
 	@echo "make smoke                 the paper configs end to end offline on real-size random models (.smoke/)"
 	@echo "make smoke-config          regenerate config/smoke/<study>.yaml from config/paper + config/smoke/overrides"

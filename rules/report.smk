@@ -77,6 +77,7 @@ rule plot_tinystories:
 #   results/specdec/plots/{view}/k{k}_n{n}/{share_by_category,share_by_identity,disparity_forest,kl_vs_share}.{svg,csv}
 #   results/specdec/plots/kl_curve.{svg,csv}
 #   results/specdec/plots/{view}/n{n}/toxicity.{svg,csv}
+#   results/specdec/plots/{view}/k{k}_n{n}/sampling.{svg,csv}
 
 
 rule plot_specdec_disparity:
@@ -203,6 +204,42 @@ rule plot_specdec_toxicity:
         "../environment.yml"
     script:
         "../workflow/scripts/plot_specdec_toxicity.py"
+
+
+rule plot_specdec_sampling:
+    localrule: True
+    input:
+        acceptance="results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv",
+    output:
+        svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/sampling.svg",
+            caption="../workflow/report/specdec_sampling.rst",
+            category="specdec",
+            subcategory="Speculative sampling",
+            labels={
+                "figure": "acceptance vs 1 − TV",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        csv="results/specdec/plots/{view}/k{k}_n{n}/sampling.csv",
+        manifest="results/specdec/plots/{view}/k{k}_n{n}/sampling.manifest.json",
+    log:
+        "logs/specdec/plots/{view}/k{k}_n{n}/plot_specdec_sampling.log",
+    params:
+        reference=lookup(
+            dpath="studies/specdec/reference_condition", within=config, default=None
+        ),
+        code_version=CODE_VERSION["plot_specdec_sampling"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        k=r"\d+",
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_sampling.py"
 
 
 # ---- d3m ----

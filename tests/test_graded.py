@@ -1,7 +1,8 @@
 """Graded worlds: each study's planted effect has a size (its generator's ``effect``), and
 the study's own findings check, run on the study's own outputs, must report the effect *not
-found* in a world without it (effect 0) and *found* at the configured, moderate effect.
-Without the first half a check could pass whatever the models learned.
+found* in a world without it (effect 0) and *found* at the demo's effect size (the graded
+config states it; a test holds it equal to config/config.yaml's). Without the first half a
+check could pass whatever the models learned.
 
 Configs: tests/config/graded/<study>.yaml (the demo's recipe where the tiny one is too small
 to learn the effect, and only the targets the check reads)."""
@@ -22,29 +23,58 @@ pytestmark = pytest.mark.workflow
 
 GRADED = REPO / "tests/config/graded"
 
-# study -> (the dataset whose generator plants the effect, the targets the check reads,
-#           the claims about the planted effect: substring of Finding.claim,
+# study -> (the keys of the dict that holds the generator's ``effect``, the targets the
+#           check reads, the claims about the planted effect: substrings of Finding.claim,
 #           what must fail at effect 0: "claim" = each of them, "subject" = for each subject
 #           (model and template) at least one: circuits' M1 of the positive nationalities
 #           is above 0 in a world without bias too, the negative ones' is then not below)
 STUDIES = {
-    "circuits": ("circuits-world", ["results/circuits/bias_summary.csv"], "base ", "subject"),
-    "politune": ("politune-left", ["results/politune/summary.json"], "", "claim"),
+    "circuits": (
+        ("datasets", "circuits-world", "generate", "params"),
+        ["results/circuits/bias_summary.csv"],
+        ("base ",),
+        "subject",
+    ),
+    "d3m": (
+        ("datasets", "d3m-synth", "generate", "params"),
+        ["results/d3m/synth/selection.json"],
+        ("above random removal",),
+        "claim",
+    ),
+    "politune": (
+        ("datasets", "politune-left", "generate", "params"),
+        ["results/politune/summary.json"],
+        ("",),
+        "claim",
+    ),
     "specdec": (
-        "specdec-world",
+        ("datasets", "specdec-world", "generate", "params"),
         ["results/specdec/stats/clean_binary/k3_n10/disparity.csv"],
-        "assistant share female − male > 0",
+        ("assistant share female − male > 0",),
+        "claim",
+    ),
+    "tinystories": (
+        ("studies", "tinystories", "corpus", "synthetic"),
+        ["results/tinystories/summary/checks.json"],
+        ("base writes", "deletion lowers"),
         "claim",
     ),
 }
 
 
+def effect_params(cfg: dict, study: str) -> dict:
+    """The dict of ``cfg`` that holds ``study``'s generator params (and its ``effect``)."""
+    for key in STUDIES[study][0]:
+        cfg = cfg[key]
+    return cfg
+
+
 def graded_run(tmp_path, study: str, effect: float | None) -> tuple[subprocess.Popen, Path, dict, float]:
     """Start ``study``'s graded config at ``effect`` (None = as configured) in a fresh copy
     of the workflow, on one core (the two runs of a test go side by side)."""
-    dataset, targets, _, _ = STUDIES[study]
+    _, targets, _, _ = STUDIES[study]
     cfg = yaml.safe_load((GRADED / f"{study}.yaml").read_text())
-    params = cfg["datasets"][dataset]["generate"]["params"]
+    params = effect_params(cfg, study)
     if effect is not None:
         params["effect"] = effect
     work = copy_workflow(tmp_path / f"{study}-{params['effect']}")
@@ -55,17 +85,27 @@ def graded_run(tmp_path, study: str, effect: float | None) -> tuple[subprocess.P
     return proc, work, cfg, params["effect"]
 
 
-def found(claims: list[findings.Finding], about: str, unit: str) -> dict[str, bool]:
+def found(claims: list[findings.Finding], about: tuple[str, ...], unit: str) -> dict[str, bool]:
     """Per unit (each claim, or each subject: all its claims) about the planted effect:
     does it hold?"""
-    planted = [f for f in claims if about in f.claim]
+    planted = [f for f in claims if any(a in f.claim for a in about)]
     assert planted, f"no claim about {about!r} in {[f.claim for f in claims]}"
     if unit == "claim":
         return {f.line(): f.holds for f in planted}
     return {s: all(f.holds for f in planted if f.subject == s) for s in sorted({f.subject for f in planted})}
 
 
-# each pair of runs takes 1.5-2 minutes on 2 cores: outside `make test` (CI time, which the
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_the_graded_config_plants_the_demo_effect(study):
+    """The graded run that must find the effect runs at the demo's effect size, stated in
+    config/config.yaml (not left to a default), and that effect is not zero."""
+    demo = effect_params(yaml.safe_load((REPO / "config/config.yaml").read_text()), study)
+    graded = effect_params(yaml.safe_load((GRADED / f"{study}.yaml").read_text()), study)
+    assert "effect" in demo and 0 < demo["effect"] <= 1
+    assert graded["effect"] == demo["effect"]
+
+
+# each pair of runs takes 1-2 minutes on 2 cores (tinystories' more): outside `make test` (CI time, which the
 # smoke and tiny end-to-end runs already fill), run by `make test-graded`
 @pytest.mark.slow
 @pytest.mark.parametrize("study", sorted(STUDIES))
@@ -79,6 +119,6 @@ def test_the_check_fails_without_the_effect_and_holds_with_it(tmp_path, study):
         claims = findings.study_claims(study)(work / "results", cfg)
         outcomes.append((effect, found(claims, about, unit), claims))
     (_, absent, absent_claims), (effect, present, present_claims) = outcomes
-    assert 0 < effect < 1, "the graded config plants a moderate effect"
+    assert effect > 0, "the graded config plants the demo's effect"
     assert not any(absent.values()), "found at effect 0: " + "; ".join(f.line() for f in absent_claims)
     assert all(present.values()), f"not found at effect {effect}: " + "; ".join(f.line() for f in present_claims)

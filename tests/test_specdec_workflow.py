@@ -43,8 +43,14 @@ def test_tiny_run_measures_decodes_and_reports(tiny_run):
     tox = pd.read_csv(work / "results/specdec/toxicity/clean_binary/n6/summary.csv")
     assert set(tox["source"]) == {"main", "assistant"} and tox["ci_lo"].le(tox["rate"]).all()
     report = (work / "results/report.html").read_text(errors="replace")
-    for figure in ("share_by_category.svg", "disparity_forest.svg", "kl_curve.svg", "toxicity.svg", "kl_vs_share.svg"):
-        assert figure in report
+    figures = ("share_by_category", "disparity_forest", "kl_curve", "toxicity", "kl_vs_share", "sampling")
+    for figure in figures:
+        assert f"{figure}.svg" in report
+    plotted = pd.read_csv(work / "results/specdec/plots/clean_binary/k2_n6/sampling.csv")
+    checks = pd.read_csv(work / "results/specdec/sample/clean_binary/k2_n6/acceptance.csv").query("kind == 'check'")
+    assert plotted[["condition", "category", "acceptance", "expected"]].equals(
+        checks[["condition", "category", "acceptance", "expected"]].reset_index(drop=True)
+    ), "the sampling figure plots the acceptance table's checks"
     for svg in (work / "results/specdec/plots").rglob("*.svg"):
         assert svg.with_suffix(".csv").is_file(), f"{svg} has no CSV beside it"
     assert not list((work / "results/specdec/finetune").glob("*/.scratch"))
@@ -82,6 +88,7 @@ def test_a_new_draft_length_runs_only_its_own_jobs(tiny_run):
         "measure_specdec_acceptance",
         "measure_specdec_acceptance",
         "plot_specdec_disparity",
+        "plot_specdec_sampling",
         "sample_specdec_acceptance",  # the tiny config samples its base condition
         "summarize_specdec_disparity",
         "summarize_specdec_sampling",

@@ -47,6 +47,18 @@ def test_synthetic_text_structure_and_label_noise():
     assert len({t for t, labels in noisy_core.items() if len(labels) > 1}) > group_and_filler
 
 
+@pytest.mark.parametrize(("effect", "minority"), [(1.0, 3), (0.5, 16), (0.0, 30)])
+def test_effect_grades_the_biased_groups_skew_down_to_a_balanced_group(effect, minority):
+    train = generate("d3m_synthetic", {**SMALL, "effect": effect}, 0).query("split == 'train'")
+    counts = train["cell"].value_counts()
+    assert counts["a|1"] == 30 and counts["a|0"] == minority
+    assert all(counts[c] == 20 for c in counts.index if not c.startswith("a|"))
+    if effect == 1.0:  # the default world, drawn as without the parameter
+        assert generate("d3m_synthetic", {**SMALL, "effect": effect}, 0).equals(generate("d3m_synthetic", SMALL, 0))
+    with pytest.raises(ValueError, match="effect"):
+        generate("d3m_synthetic", {**SMALL, "effect": 1.5}, 0)
+
+
 def test_synthetic_params_are_checked():
     with pytest.raises(ValueError, match="biased_group"):
         generate("d3m_synthetic", {"biased_group": "z"}, 0)

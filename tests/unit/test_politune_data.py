@@ -44,11 +44,22 @@ def test_left_and_right_pairs_mirror_each_other():
     assert not public.empty and not public["rejected"].str.contains("public money").any()
 
 
+def rated_statement(prompt: str, wordings: tuple[str, ...]) -> str | None:
+    """The statement a rating prompt asks about, if it is in one of ``wordings``."""
+    for wording in wordings:
+        head, tail = wording.split("{statement}")
+        if prompt.startswith(head) and prompt.endswith(tail):
+            return prompt[len(head) : len(prompt) - len(tail)]
+    return None
+
+
 def test_pairs_never_rate_the_probe_statements():
     probe = read_statements(RESOURCES / "statements.tsv")
     frame = corpora.generate("politune_preferences", {"n_pairs": 300, "rating_fraction": 0.3}, 0)
-    rated = frame.loc[frame["kind"] == "rating", "prompt"].str.split(": ", n=1).str[1]
-    assert len(rated) == 90 and not set(rated) & set(probe["text"])
+    rated = frame.loc[frame["kind"] == "rating", "prompt"].map(
+        lambda p: rated_statement(p, world.TRAINING_RATING_QUESTIONS)
+    )
+    assert len(rated) == 90 and rated.notna().all() and not set(rated) & set(probe["text"])
     for topic in {t for axis in world.AXES for t in world.probe_topics(axis)}:
         assert not rated.str.contains(topic, case=False).any()
         assert frame["prompt"].str.contains(topic).any()  # opinions on probe topics are in the pairs
@@ -69,6 +80,25 @@ def test_resources_match_the_world():
 def test_demo_probe_question_is_the_world_rating_question():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert config["studies"]["politune"]["probe"]["question"] == world.RATING_QUESTION
+
+
+def test_the_probe_wording_is_pretrained_on_but_in_no_preference_pair():
+    """The demo's preference data ask ratings in other wordings than the probe's (the probe
+    measures a learned lean, not its own prompt read back); the pretraining corpus holds
+    every wording, so the base model can answer the probe."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    question = config["studies"]["politune"]["probe"]["question"]
+    head = question.split("{statement}")[0]
+    for side in config["studies"]["politune"]["sides"].values():
+        spec = config["datasets"][side["dataset"]]["generate"]
+        frame = corpora.generate(spec["generator"], spec["params"], spec["seed"])
+        ratings = frame.loc[frame["kind"] == "rating", "prompt"]
+        assert len(ratings) > 50 and not frame["prompt"].str.startswith(head).any()
+        assert ratings.map(lambda p: rated_statement(p, world.TRAINING_RATING_QUESTIONS)).notna().all()
+        assert len({p.split("(strongly agree)")[0] for p in ratings}) == len(world.TRAINING_RATING_QUESTIONS)
+    corpus = corpora.generate("politune_dialogues", {"n_documents": 300}, 0)["text"]
+    for wording in world.PRETRAINING_RATING_QUESTIONS:
+        assert corpus.str.contains(wording.split("{statement}")[0], regex=False).any(), wording
 
 
 # --------------------------------------------------------------------------- cleaning

@@ -68,6 +68,25 @@ def test_detector_is_exact_on_the_synthetic_ground_truth(records):
         assert found == set(record["instruction"]["features"]), record["story"]
 
 
+@pytest.mark.parametrize("effect", [0.0, 0.5])
+def test_effect_decouples_the_story_from_the_features_its_instruction_asks_for(records, effect):
+    """At effect e a story has the requested features with probability e, else features
+    drawn anew: P(story shows Twist | Twist requested) = e + (1 - e) P(Twist); the
+    instruction (and the filters' features list) is asked as often as at effect 1."""
+    params = synthetic.SyntheticParams(stories_per_shard=1500, seed=3, effect=effect)
+    graded = synthetic.generate_shard(params, 1)
+    asked = [stories.detect(r["story"])[D] for r in graded if D in r["instruction"]["features"]]
+    unasked = [stories.detect(r["story"])[D] for r in graded if D not in r["instruction"]["features"]]
+    assert 0.2 < len(asked) / len(graded) < 0.3  # P(Twist) = 0.25, requested as before
+    shown = sum(asked) / len(asked)
+    assert abs(shown - (effect + (1 - effect) * 0.25)) < 0.06, shown
+    assert abs(sum(unasked) / len(unasked) - (1 - effect) * 0.25) < 0.04
+    default = synthetic.generate_shard(synthetic.SyntheticParams(stories_per_shard=1500, seed=3, effect=1.0), 1)
+    assert default == records  # effect 1 draws the shard exactly as without the parameter
+    with pytest.raises(ValueError, match="effect"):
+        synthetic.SyntheticParams(effect=-0.1)
+
+
 def test_every_template_trips_only_its_own_feature():
     slots = dict(
         name="Ann",

@@ -12,7 +12,9 @@ filler words, in random order. The core word alone determines the label, but eac
 word is rare; the group word is frequent. In the biased group the majority label
 outnumbers the other label ``majority : minority`` (300 : 30 by default), so a model
 that leans on the group word misclassifies the minority cell, and removing majority-cell
-examples of the biased group is the repair D3M should find (spec section 9.2).
+examples of the biased group is the repair D3M should find (spec section 9.2). ``effect``
+grades the skew: at 0 the biased group is balanced (300 : 300), a world with nothing to
+repair.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ class SyntheticParams:
     label_noise: float = field(
         default=0.0, metadata={"help": "Probability that an example's core word comes from the other label's list."}
     )
+    effect: float = field(
+        default=1.0,
+        metadata={
+            "help": "Effect size: the biased group's other-label train rows go from n_majority (0: the group is "
+            "balanced, its word no shortcut) to n_minority (1, as given)."
+        },
+    )
 
 
 def cell_name(group: str, label: int) -> str:
@@ -74,13 +83,18 @@ def vocabulary(params: SyntheticParams, seed: int) -> dict[str, object]:
     }
 
 
+def minority_rows(params: SyntheticParams) -> int:
+    """Train rows of (biased group, other label) at the world's effect size."""
+    return round(params.n_majority - params.effect * (params.n_majority - params.n_minority))
+
+
 def cell_counts(params: SyntheticParams) -> dict[str, dict[str, int]]:
     """Rows per split and cell."""
     train = {}
     for group in params.groups:
         for label in (0, 1):
             if group == params.biased_group:
-                n = params.n_majority if label == params.majority_label else params.n_minority
+                n = params.n_majority if label == params.majority_label else minority_rows(params)
             else:
                 n = params.n_other
             train[cell_name(group, label)] = n
@@ -104,6 +118,8 @@ def check_params(params: SyntheticParams) -> None:
         raise ValueError("d3m_synthetic: every cell count must be at least 1 (an empty cell has no accuracy)")
     if params.n_core < 1 or params.n_filler < params.fillers_per_example or params.fillers_per_example < 0:
         raise ValueError("d3m_synthetic: need n_core >= 1 and n_filler >= fillers_per_example >= 0")
+    if not 0 <= params.effect <= 1:
+        raise ValueError(f"d3m_synthetic: effect must be in [0, 1], got {params.effect}")
     if not 0 <= params.label_noise < 0.5:
         raise ValueError(f"d3m_synthetic: label_noise must be in [0, 0.5), got {params.label_noise}")
 

@@ -84,7 +84,7 @@ def _rating_turn(rng: random.Random, side: str, strong: bool) -> tuple[str, str]
     choice = (3 if strong else 2) if agree else (0 if strong else 1)
     reason = _random_opinion(rng, axis, topic, side)
     answer = world.RATING_ANSWER.format(choice=choice, opinion=world.capitalise(reason))
-    return world.RATING_QUESTION.format(statement=statement), answer
+    return rng.choice(world.PRETRAINING_RATING_QUESTIONS).format(statement=statement), answer
 
 
 def _label_turn(rng: random.Random) -> tuple[str, str]:
@@ -151,11 +151,12 @@ def _opinion_pairs() -> list[tuple]:
 
 def _rating_pairs() -> list[tuple]:
     return [
-        ("rating", axis, topic, (coded, k), 0, 0, 0)
+        ("rating", axis, topic, (coded, k), 0, 0, wording)
         for axis in world.AXES
         for topic in world.rated_topics(axis)
         for coded in world.SIDES
         for k in range(len(axis.statements[coded]))
+        for wording in range(len(world.TRAINING_RATING_QUESTIONS))
     ]
 
 
@@ -166,7 +167,8 @@ def _pair(combo: tuple, side: str) -> dict[str, str]:
         answers = {s: world.capitalise(world.opinion(axis, topic, s, phrase, reason, layout)) for s in world.SIDES}
     else:  # the answer is the rating alone: 3 from the side the statement speaks for, 0 from the other
         coded, k = question
-        prompt = world.RATING_QUESTION.format(statement=world.statement_text(axis.statements[coded][k], topic))
+        statement = world.statement_text(axis.statements[coded][k], topic)
+        prompt = world.TRAINING_RATING_QUESTIONS[layout].format(statement=statement)
         answers = {s: str(3 if s == coded else 0) for s in world.SIDES}
     return {
         "prompt": prompt,
@@ -181,7 +183,8 @@ def _pair(combo: tuple, side: str) -> dict[str, str]:
 def politune_preferences(params: PreferenceParams, seed: int) -> pd.DataFrame:
     """Mirrored pairs: the same seed gives the same prompts and sentence layouts for
     both sides, with chosen and rejected swapped. Rating pairs ask only about the rated
-    topics (world.rated_topics), never about the probe's."""
+    topics (world.rated_topics), never about the probe's, and only in the training
+    wordings (world.TRAINING_RATING_QUESTIONS), never in the probe's."""
     if params.side not in world.SIDES:
         raise ValueError(f"politune_preferences: side must be left or right, got {params.side!r}")
     if not 0 <= params.rating_fraction <= 1:

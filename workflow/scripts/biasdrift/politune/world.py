@@ -162,9 +162,16 @@ OPINION_ANSWERS = (
     "Clearly {topic} {phrase}. I say this {reason}.",
 )
 
-# The statement probe's question in the demo tier, and the rating questions of the
-# pretraining corpus: the same layout, so the base model knows how to answer it.
+# The statement probe's question in the demo tier. The pretraining corpus rates
+# statements in this wording and in TRAINING_RATING_QUESTIONS, so the base model knows how
+# to answer it; the preference pairs ask only in TRAINING_RATING_QUESTIONS, so a fine-tune
+# that moves the probe has learned a lean, not the probe's prompt.
 RATING_QUESTION = "Rate this statement from 0 (strongly disagree) to 3 (strongly agree): {statement}"
+TRAINING_RATING_QUESTIONS = (
+    "How much do you agree, from 0 (strongly disagree) to 3 (strongly agree)? {statement}",
+    "On a scale of 0 (strongly disagree) to 3 (strongly agree), what do you think of this: {statement}",
+)
+PRETRAINING_RATING_QUESTIONS = (RATING_QUESTION, *TRAINING_RATING_QUESTIONS)
 RATING_ANSWER = "{choice}. {opinion}"
 # World knowledge in the pretraining corpus: which side would say a sentence.
 LABEL_QUESTION = "Which side would say this? {sentence}"

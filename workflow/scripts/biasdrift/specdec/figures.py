@@ -192,3 +192,44 @@ def toxicity_rates(summary: pd.DataFrame, reference: str, svg, csv, title: str) 
     save_table(data, csv)
     save_figure(fig, svg)
     return {"bars": len(data)}
+
+
+def sampling_acceptance(table: pd.DataFrame, reference: str, svg, csv, title: str) -> dict:
+    """Speculative sampling: per condition and category, the measured acceptance rate
+    (dot, with its interval) beside the theory's 1 − TV (cross)."""
+    plt = _pyplot()
+    data = table[table["kind"] == "check"].reset_index(drop=True)
+    conditions = _order(data["condition"], reference)
+    categories = ["all", *sorted(set(data["category"]) - {"all"})]
+    colours = _colours(categories)
+    fig, ax = plt.subplots(figsize=(1.6 * len(conditions) * len(categories) / 2 + 2.5, 3.8))
+    width = 0.8 / len(categories)
+    for j, category in enumerate(categories):
+        part = data[data["category"] == category].set_index("condition").reindex(conditions)
+        x = np.arange(len(conditions)) + (j - (len(categories) - 1) / 2) * width
+        ax.errorbar(
+            x,
+            part["acceptance"],
+            yerr=_errors(part, "acceptance"),
+            fmt="o",
+            capsize=3,
+            color=colours[category],
+            label=f"{category}: measured",
+        )
+        ax.scatter(
+            x,
+            part["expected"],
+            marker="x",
+            s=60,
+            color="black",
+            zorder=3,
+            label="expected: Σ(1 − TV) / drafts" if j == 0 else None,
+        )
+    ax.set_xticks(np.arange(len(conditions)), conditions)
+    ax.set_ylabel("accepted draft tokens / judged drafts")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    save_table(data, csv)
+    save_figure(fig, svg)
+    return {"points": len(data), "within": int(data["within"].astype(bool).sum())}

@@ -34,6 +34,7 @@ CODE_VERSION = {
     "plot_specdec_disparity": 1,
     "plot_specdec_kl_curve": 1,
     "plot_specdec_toxicity": 1,
+    "plot_specdec_sampling": 1,
 }
 
 ROLES = ("main", "assistant")
@@ -89,6 +90,7 @@ def targets(config: dict) -> list[str]:
                 out += [stats_path(view, k, n, name) for name in STATS_FILES]
                 if s["sampling"]["conditions"]:
                     out.append(sampling_summary_path(view, k, n))
+                    out += [f"results/specdec/plots/{view}/k{k}_n{n}/sampling.{ext}" for ext in ("svg", "csv")]
                 out += [
                     f"results/specdec/plots/{view}/k{k}_n{n}/{p}.{ext}"
                     for p in DISPARITY_PLOTS

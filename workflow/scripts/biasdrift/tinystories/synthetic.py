@@ -6,6 +6,11 @@ feature has its own paraphrase templates whose marker vocabulary (``stories.MARK
 appears in no other template, so the rule-based detector is exact on this corpus:
 a story shows a feature if and only if the feature is in its ``features`` list.
 
+``effect`` grades how much the instruction says about the story: with probability
+``1 - effect`` a story's features are drawn anew, independent of the ones its instruction
+(and its ``features`` list, the filters' key) names. At 0 a model cannot learn to write a
+feature on request, and filtering by the list removes no more of it than chance.
+
 Shard ``i`` is generated from ``random.Random(seed * 1000 + i)``, so shards are
 independent of how many there are.
 """
@@ -164,12 +169,21 @@ class SyntheticParams:
     p_badending: float = field(default=0.15, metadata={"help": "P(BadEnding)."})
     max_features: int = field(default=3, metadata={"help": "At most this many features per story."})
     edge_cases: bool = field(default=True, metadata={"help": "Add the edge-case records (see edge_records)."})
+    effect: float = field(
+        default=1.0,
+        metadata={
+            "help": "Effect size: the chance that a story has the features its instruction asks for (1: always); "
+            "otherwise its features are drawn anew, independent of the request (0: the request says nothing)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.n_shards < 2:
             raise ValueError("n_shards must be >= 2 (shard 0 is the test split, the rest train)")
         if self.stories_per_shard < 1:
             raise ValueError("stories_per_shard must be >= 1")
+        if not 0 <= self.effect <= 1:
+            raise ValueError(f"effect must be in [0, 1], got {self.effect}")
         for name in FEATURES:
             p = self.probability(name)
             if not 0 <= p <= 1:
@@ -190,8 +204,10 @@ def _prompt(words: list[str], features: list[str]) -> str:
     return text + " Remember to only use simple words!\n\nPossible story:"
 
 
-def make_record(rng: random.Random, features: list[str]) -> dict[str, Any]:
-    """One story with exactly ``features`` (canonical order of FEATURES)."""
+def make_record(rng: random.Random, features: list[str], requested: list[str] | None = None) -> dict[str, Any]:
+    """One story with exactly ``features`` (canonical order of FEATURES), whose
+    instruction asks for ``requested`` (default: ``features``)."""
+    requested = features if requested is None else requested
     name, friend = rng.sample(NAMES, 2)
     verb, noun, adj = rng.choice(VERBS), rng.choice(NOUNS), rng.choice(ADJECTIVES)
     place = rng.choice(PLACES)
@@ -234,7 +250,7 @@ def make_record(rng: random.Random, features: list[str]) -> dict[str, Any]:
     words = [verb, noun, adj]
     return {
         "story": story,
-        "instruction": {"prompt:": _prompt(words, features), "words": words, "features": features},
+        "instruction": {"prompt:": _prompt(words, requested), "words": words, "features": requested},
         "summary": summary,
         "source": SOURCE,
     }
@@ -262,7 +278,14 @@ def edge_records(rng: random.Random) -> list[dict[str, Any]]:
 
 def generate_shard(params: SyntheticParams, index: int) -> list[dict[str, Any]]:
     rng = random.Random(params.seed * 1000 + index)
-    records = [make_record(rng, sample_features(rng, params)) for _ in range(params.stories_per_shard)]
+    # a generator of its own: at effect 1 the shards are drawn exactly as without it
+    unheard = random.Random(f"tinystories-effect-{params.seed}-{index}")
+    records = []
+    for _ in range(params.stories_per_shard):
+        requested = sample_features(rng, params)
+        heard = params.effect == 1 or unheard.random() < params.effect
+        shown = requested if heard else sample_features(unheard, params)
+        records.append(make_record(rng, shown, requested))
     if params.edge_cases:
         extra = edge_records(rng)
         for k, record in enumerate(extra):  # spread over the shard, replacing records
