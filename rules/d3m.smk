@@ -7,6 +7,7 @@
 #   results/d3m/{world}/cf/{method}/k{k}/seed{seed}/           retrain_d3m
 #   results/d3m/{world}/cf/{baseline}/seed{seed}/              retrain_d3m_baseline
 #   results/d3m/{world}/counterfactual.parquet + summary.csv   aggregate_d3m
+#   results/d3m/sweep/sweep.csv + sweep.json                   summarize_d3m_sweep
 # Resumable training state: undeclared .scratch/ folders beside each run's outputs.
 # Lookups without a wildcard are evaluated at parse time: default=None keeps a config
 # without studies.d3m parsing (no d3m job is then requested).
@@ -233,3 +234,22 @@ rule aggregate_d3m:
         "../environment.yml"
     script:
         "../workflow/scripts/aggregate_d3m.py"
+
+
+rule summarize_d3m_sweep:
+    localrule: True
+    input:
+        unpack(study_input("d3m", "sweep_inputs")),
+    output:
+        csv="results/d3m/sweep/sweep.csv",
+        json="results/d3m/sweep/sweep.json",
+        manifest="results/d3m/sweep/manifest.json",
+    log:
+        "logs/d3m/sweep/summarize_d3m_sweep.log",
+    params:
+        sweep=study_input("d3m", "sweep_params"),
+        code_version=CODE_VERSION["summarize_d3m_sweep"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/summarize_d3m_sweep.py"

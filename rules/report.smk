@@ -246,6 +246,31 @@ rule plot_specdec_sampling:
 #   results/d3m/{world}/plots/{wga_vs_k,accuracy_vs_k}.{svg,csv}       plot_d3m_counterfactual
 #   results/d3m/{world}/plots/{score_heatmap,alignment_cells,top_harmful,alignment_scatter}.svg
 #                                                                      plot_d3m_attribution
+#   results/d3m/sweep/plots/sweep.{svg,csv}                            plot_d3m_sweep
+
+
+rule plot_d3m_sweep:
+    localrule: True
+    input:
+        csv="results/d3m/sweep/sweep.csv",
+    output:
+        svg=report(
+            "results/d3m/sweep/plots/sweep.svg",
+            caption="../workflow/report/d3m_sweep.rst",
+            category="d3m",
+            subcategory="sweep over worlds",
+            labels={"figure": "D3M across worlds"},
+        ),
+        csv="results/d3m/sweep/plots/sweep.csv",
+        manifest="results/d3m/sweep/plots/sweep.manifest.json",
+    log:
+        "logs/d3m/sweep/plot_d3m_sweep.log",
+    params:
+        code_version=CODE_VERSION["plot_d3m_sweep"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_d3m_sweep.py"
 
 
 rule plot_d3m_counterfactual:

@@ -59,6 +59,7 @@ def test_defaults_are_filled_and_targets_listed():
         (lambda d: d["influence"]["if"].update(scope="everything"), "studies.d3m.influence.if.scope"),
         (lambda d: d.update(query_split="train"), "studies.d3m.query_split"),
         (lambda d: d["trak"]["trak"].update(proj_dimm=3), "proj_dimm: unknown key"),
+        (lambda d: d["worlds"].update(sweep=d["worlds"]["synth"]), "studies.d3m.worlds.sweep: the name is taken"),
     ],
 )
 def test_bad_d3m_config_names_the_key(edit, named):

@@ -117,8 +117,8 @@ def selection(long: pd.DataFrame, summary: pd.DataFrame, metric: str, level: flo
     for method, k in chosen.items():
         result["methods"][method] = entry(method, k)
         if "random" in chosen and method != "random" and (("random", k) in test.index):
-            mine = _seed_values(long, method, k, metric)
-            rand = _seed_values(long, "random", k, metric)
+            mine = seed_values(long, method, k, metric)
+            rand = seed_values(long, "random", k, metric)
             diff = mine.mean() - rand.mean()
             se = (
                 math.sqrt(mine.var(ddof=1) / len(mine) + rand.var(ddof=1) / len(rand))
@@ -135,7 +135,7 @@ def selection(long: pd.DataFrame, summary: pd.DataFrame, metric: str, level: flo
     return result
 
 
-def _seed_values(long: pd.DataFrame, method: str, k: str, metric: str) -> np.ndarray:
+def seed_values(long: pd.DataFrame, method: str, k: str, metric: str) -> np.ndarray:
     part = long[
         (long["method"] == method)
         & (long["k"] == k)

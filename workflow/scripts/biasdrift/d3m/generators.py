@@ -58,6 +58,13 @@ class SyntheticParams:
     label_noise: float = field(
         default=0.0, metadata={"help": "Probability that an example's core word comes from the other label's list."}
     )
+    vocab_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seed of the world's words (None: the dataset's seed). Worlds of a sweep share it, so one "
+            "tokenizer and pretrained model know every world's words while the rows differ."
+        },
+    )
     effect: float = field(
         default=1.0,
         metadata={
@@ -130,7 +137,7 @@ def d3m_synthetic(params: SyntheticParams, seed: int) -> pd.DataFrame:
     ``mislabeled`` (the core word comes from the other label's list: the known answer
     to "which examples are noise")."""
     check_params(params)
-    words = vocabulary(params, seed)
+    words = vocabulary(params, seed if params.vocab_seed is None else params.vocab_seed)
     rng = random.Random(f"d3m-rows-{seed}")
     rows, seen = [], set()
     for split, cells in cell_counts(params).items():

@@ -208,3 +208,49 @@ def attribution_figures(
     save_figure(fig, out_dir / "alignment_scatter.svg")
     info["spearman"] = {"methods": pair, "rho": rho}
     return json.loads(json.dumps(info))
+
+
+SWEEP_ORDER = ("base", "random", "balance")  # then the D3M methods and heuristics, sorted
+
+
+def sweep_figure(table: pd.DataFrame, svg_path: str | Path, csv_path: str | Path) -> dict[str, Any]:
+    """Per world (x), every method's test metric over seeds with its interval; a star
+    above a D3M method that beats random removal beyond 2 SE, a ring where it falls below
+    balancing beyond 2 SE."""
+    plt = _pyplot()
+    worlds = sorted(table["world"].unique())
+    methods = [m for m in SWEEP_ORDER if m in set(table["method"])]
+    methods += sorted(set(table["method"]) - set(methods))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(1.3 * len(worlds) * max(1, len(methods) / 4) + 3, 4.6))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        part = table[table["method"] == method].set_index("world").reindex(worlds)
+        x = np.arange(len(worlds)) + (i - (len(methods) - 1) / 2) * width
+        err = np.vstack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]])
+        ax.errorbar(
+            x,
+            part["mean"],
+            yerr=np.nan_to_num(err).clip(min=0),
+            fmt="o",
+            capsize=2,
+            color=colours[i % len(colours)],
+            label=method,
+        )
+        top = part["ci_high"].fillna(part["mean"])
+        for xi, hit, y in zip(x, part["beats_random"].fillna(False), top, strict=True):
+            if hit:
+                ax.text(xi, y + 0.02, "*", ha="center", fontsize=14, color=colours[i % len(colours)])
+        low = part["below_balance"].fillna(False).astype(bool)
+        ax.scatter(x[low.to_numpy()], part["mean"][low], s=140, facecolors="none", edgecolors="black")
+    labels = [f"{w}\n{d}" for w, d in table.groupby("world")["world_params"].first().reindex(worlds).items()]
+    ax.set_xticks(np.arange(len(worlds)), [lab.replace(", ", "\n", 1) for lab in labels], fontsize="x-small")
+    metric = table["metric"].iloc[0]
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_ylim(top=min(1.1, ax.get_ylim()[1] + 0.05))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    ax.set_title("D3M across worlds (* beats random removal beyond 2 SE; ring: below balancing)", fontsize="medium")
+    save_table(table, csv_path)
+    save_figure(fig, svg_path)
+    return {"worlds": len(worlds), "methods": methods}

@@ -11,6 +11,8 @@ Results (rules/d3m.smk; logs/ and benchmarks/ mirror them)::
     results/d3m/{world}/cf/{baseline}/seed{seed}/            retrain_d3m_baseline (balance, heuristic-<method>)
     results/d3m/{world}/counterfactual.parquet|summary.csv   aggregate_d3m
     results/d3m/{world}/plots/                               plot_d3m_* (report)
+    results/d3m/sweep/sweep.csv|sweep.json                   summarize_d3m_sweep (two worlds or more)
+    results/d3m/sweep/plots/sweep.svg|csv                    plot_d3m_sweep (report)
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ CODE_VERSION = {
     "aggregate_d3m": 1,
     "plot_d3m_counterfactual": 1,
     "plot_d3m_attribution": 1,
+    "summarize_d3m_sweep": 1,
+    "plot_d3m_sweep": 1,
 }
+SWEEP = "sweep"  # results/d3m/sweep/: not a world name
 RANDOM = "random"
 BALANCE = "balance"
 HEURISTIC = "heuristic-"
@@ -139,7 +144,37 @@ def targets(config: dict) -> list[str]:
         out += [f"{root(world)}/plots/{name}.svg" for name in CURVES]
         if attribution_methods(config):
             out += [f"{root(world)}/plots/{name}.svg" for name in PLOTS_ATTRIBUTION]
+    if len(worlds(config)) > 1:
+        out += [f"{root(SWEEP)}/sweep.csv", f"{root(SWEEP)}/sweep.json", f"{root(SWEEP)}/plots/sweep.svg"]
     return out
+
+
+def sweep_inputs(config: dict, wildcards: Any) -> dict[str, list[str]]:  # noqa: ARG001
+    """Every world's selection and long table, in the order of :func:`worlds`."""
+    return {
+        "selections": [f"{root(w)}/selection.json" for w in worlds(config)],
+        "longs": [f"{root(w)}/counterfactual.parquet" for w in worlds(config)],
+    }
+
+
+def sweep_params(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    """The sweep's worlds (in input order), a label of each generated world's parameters,
+    and the interval level."""
+    descriptions = {}
+    for world in worlds(config):
+        alias = section(config)["worlds"][world]["dataset"]
+        generate = config.get("datasets", {}).get(alias, {}).get("generate") or {}
+        synthetic = generate.get("generator") == "d3m_synthetic"
+        descriptions[world] = world_label(generate["params"]) if synthetic else f"dataset {alias}"
+    return {"worlds": worlds(config), "descriptions": descriptions, "level": section(config)["metrics"]["level"]}
+
+
+def world_label(params: dict[str, Any]) -> str:
+    """A short label of a synthetic world: its biased cells' train rows (at effect 1), the
+    other cells', the label noise and the effect size."""
+    group, label = params["biased_group"], int(params["majority_label"])
+    cells = f"{group}|{label}:{group}|{1 - label} = {params['n_majority']}:{params['n_minority']}"
+    return f"{cells}, others {params['n_other']}, noise {params['label_noise']:g}, effect {params['effect']:g}"
 
 
 # --------------------------------------------------------------------------- rule functions
@@ -271,6 +306,8 @@ def problems(config: dict) -> list[str]:
             alias = world.get(key)
             if alias and alias not in datasets:
                 out.append(_unknown("dataset", alias, f"{where}.worlds.{name}.{key}", datasets))
+        if name == SWEEP:
+            out.append(f"{where}.worlds.{name}: the name is taken by the sweep's results (results/d3m/{SWEEP}/)")
         if world["prepare"] == "toxigen" and not world.get("test_dataset"):
             out.append(f"{where}.worlds.{name}.test_dataset: the toxigen preparer needs the annotated config")
         out += _k_problems(config, name, world)
