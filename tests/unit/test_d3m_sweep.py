@@ -65,9 +65,29 @@ def test_the_sweep_counts_worlds_where_d3m_beats_random_and_compares_with_balanc
             },
         ),
     }
+    # IF's alignment in world clear: of the 10 most harmful examples (k_count 10), 6 in a|1
+    # (3 of them, and one b|1 example, mislabeled: 4 of the 10 mislabeled with label 1)
+    cells = ["a|1"] * 6 + ["b|1"] * 4 + ["a|1"] * 2 + ["b|0"] * 8
+    mislabeled = [True] * 3 + [False] * 3 + [True] + [False] * 3 + [True] * 10
+    align = pd.DataFrame(
+        {
+            "uid": [f"u{i:02d}" for i in range(20)],
+            "cell": cells,
+            "label": [int(c[-1]) for c in cells],
+            "mislabeled": mislabeled,
+            "A": np.arange(20.0) - 15,
+        }
+    )
+    align.to_parquet(tmp_path / "align.parquet")
     out_csv, out_json = tmp_path / "sweep.csv", tmp_path / "sweep.json"
     sweep.summarize_sweep(
-        worlds=worlds, descriptions={"clear": "a|1:a|0"}, level=0.95, csv_path=out_csv, json_path=out_json
+        worlds=worlds,
+        descriptions={"clear": "a|1:a|0"},
+        level=0.95,
+        csv_path=out_csv,
+        json_path=out_json,
+        aligns={("clear", "if"): tmp_path / "align.parquet"},
+        majority_cells={"clear": "a|1"},
     )
     table = pd.read_csv(out_csv).set_index(["world", "method"])
     clear, noisy = table.loc[("clear", "if")], table.loc[("noisy", "if")]
@@ -78,6 +98,9 @@ def test_the_sweep_counts_worlds_where_d3m_beats_random_and_compares_with_balanc
     assert noisy["vs_random_se"] < noisy["vs_random"] < 2 * noisy["vs_random_se"]
     assert noisy["below_balance"] and not noisy["beats_balance"]
     assert clear["ci_low"] < 0.80 < clear["ci_high"] and clear["world_params"] == "a|1:a|0"
+    assert clear["majority_share"] == pytest.approx(0.6) and clear["top_cell"] == "a|1"
+    assert clear["mislabeled_majority_label_share"] == pytest.approx(0.4)
+    assert math.isnan(noisy["majority_share"])  # no alignment table given: not a D3M removal to look into
     assert set(table.loc["clear"].index) == {"if", "random", "balance", "base"}
     assert math.isnan(table.loc[("clear", "balance"), "vs_balance"])
     counts = json.loads(out_json.read_text())
@@ -113,5 +136,6 @@ def test_the_sweep_is_a_target_with_two_worlds_or_more_and_labels_each_world():
     settings = wf.sweep_params(sweep_config(2), None)
     assert settings["worlds"] == ["w0", "w1"]
     assert settings["descriptions"]["w0"] == "a|1:a|0 = 300:30, others 200, noise 0.1, effect 1"
+    assert settings["majority_cells"] == {"w0": "a|1", "w1": "a|1"}
     inputs = wf.sweep_inputs(sweep_config(2), None)
     assert inputs["selections"] == ["results/d3m/w0/selection.json", "results/d3m/w1/selection.json"]

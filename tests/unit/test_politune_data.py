@@ -222,3 +222,19 @@ def test_demo_config_plans_every_state(schema, demo_config):
     assert wf.problems(config) == []
     targets = wf.targets(config)
     assert "results/politune/summary.json" in targets and "results/politune/plots/judge.svg" in targets
+
+
+def test_changed_generators_rerun_their_datasets_only():
+    """politune's generators changed their output for the same params (rating wordings):
+    their datasets' params carry the generator's version, so prepare_dataset reruns; the
+    other generators' datasets keep their params (nothing else reruns)."""
+    from biasdrift.config import dataset_ref
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert dataset_ref(config, "politune-corpus")["generate"]["version"] == 2
+    assert dataset_ref(config, "politune-left")["generate"]["version"] == 2
+    assert "version" not in dataset_ref(config, "d3m-synth")["generate"]
+    assert dataset_ref(config, "politune-statements") == {
+        "alias": "politune-statements",
+        "path": config["datasets"]["politune-statements"]["path"],
+    }

@@ -8,9 +8,12 @@ def main(smk) -> None:
     with job_for(smk) as record:
         settings = smk.params.sweep
         worlds = dict(zip(settings["worlds"], zip(smk.input.selections, smk.input.longs, strict=True), strict=True))
+        aligns = dict(zip(map(tuple, settings["aligns"]), smk.input.aligns, strict=True))
         record.update(
             summarize_sweep(
                 worlds=worlds,
+                aligns=aligns,
+                majority_cells=settings["majority_cells"],
                 descriptions=settings["descriptions"],
                 level=settings["level"],
                 csv_path=smk.output.csv,

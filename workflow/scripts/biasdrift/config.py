@@ -28,6 +28,11 @@ SOURCES = ("hf_id", "path", "build")
 DATASET_SOURCES = ("hf_id", "path", "generate")
 STUDIES = plugins.STUDIES
 FRAGMENT_KEYS = {"study", "$defs", "generators", "architectures", "tokenizer_kinds"}
+# A generator whose output changed for the same params says so here (absent = 1): the
+# version joins its datasets' params, so their prepare_dataset jobs (and what follows)
+# rerun, and datasets of every other generator keep their params.
+#   politune_* 2: rating questions in several wordings, the pairs never in the probe's
+GENERATOR_VERSIONS = {"politune_dialogues": 2, "politune_preferences": 2}
 
 
 class ConfigError(ValueError):
@@ -362,7 +367,11 @@ def model_inputs(config: dict, alias: str) -> list[str]:
 
 def dataset_ref(config: dict, alias: str) -> dict[str, Any]:
     spec = require_alias(config, "datasets", alias, f"dataset alias {alias!r}")
-    return {"alias": alias, **copy.deepcopy(spec)}
+    ref = {"alias": alias, **copy.deepcopy(spec)}
+    version = GENERATOR_VERSIONS.get((ref.get("generate") or {}).get("generator"), 1)
+    if version > 1:
+        ref["generate"]["version"] = version
+    return ref
 
 
 def dataset_inputs(config: dict, alias: str) -> list[str]:

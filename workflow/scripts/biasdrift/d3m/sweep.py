@@ -9,7 +9,12 @@ Student-t interval, and two gaps with their Welch standard errors over seeds:
 * against group balancing (which needs the training group labels D3M does without).
 
 ``sweep.json`` counts, per method, the worlds where it beats random removal and where it
-beats / falls below balancing beyond 2 SE.
+beats / falls below balancing beyond 2 SE. For a D3M method the table also says what its
+removal set (at the chosen k, from its alignment table) is made of: the share of known
+mislabeled examples, the share from the biased group's majority cell (the examples the
+planted shortcut rests on, where the world names it), the share of mislabeled examples
+that carry the majority label (their core word is the worst cell's label's) and the cell
+it takes most from.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from biasdrift.d3m.aggregate import seed_values, t_interval
+from biasdrift.d3m.alignment import select_lowest
 from biasdrift.runtime import atomic_path, read_json, write_json
 
 BALANCE = "balance"
@@ -83,16 +89,44 @@ def world_rows(world: str, selection: dict[str, Any], long: pd.DataFrame, level:
     return rows
 
 
+def removal_makeup(alignment: pd.DataFrame, k_count: int, majority_cell: str | None) -> dict[str, Any]:
+    """What the ``k_count`` most harmful examples of an alignment table are made of."""
+    removed = alignment[alignment["uid"].isin(set(select_lowest(alignment, int(k_count))))]
+    cells = removed["cell"].value_counts()
+    known = bool(majority_cell) and len(removed) > 0
+    out = {
+        "majority_share": float((removed["cell"] == majority_cell).mean()) if known else math.nan,
+        "top_cell": str(cells.index[0]) if len(cells) else "",
+        "top_cell_share": float(cells.iloc[0] / len(removed)) if len(cells) else math.nan,
+        "mislabeled_majority_label_share": math.nan,
+    }
+    if known and "mislabeled" in removed and "label" in removed:
+        # labelled the biased group's majority label, core word of the other: the examples
+        # that teach the model to overrule the worst cell's own evidence
+        majority_label = int(str(majority_cell).rsplit("|", 1)[1])
+        flagged = removed["mislabeled"].astype(bool) & (removed["label"] == majority_label)
+        out["mislabeled_majority_label_share"] = float(flagged.mean())
+    return out
+
+
 def sweep_table(
-    worlds: Mapping[str, tuple[str | Path, str | Path]], descriptions: Mapping[str, str], level: float
+    worlds: Mapping[str, tuple[str | Path, str | Path]],
+    descriptions: Mapping[str, str],
+    level: float,
+    aligns: Mapping[tuple[str, str], str | Path] | None = None,
+    majority_cells: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Every world's rows; ``worlds`` maps a world to its (selection.json, counterfactual.parquet)."""
+    """Every world's rows; ``worlds`` maps a world to its (selection.json,
+    counterfactual.parquet), ``aligns`` a (world, method) to its alignment table."""
     if len(worlds) < 1:
         raise ValueError("a d3m sweep needs at least one world")
+    aligns, majority_cells = aligns or {}, majority_cells or {}
     rows = []
     for world, (selection_path, long_path) in sorted(worlds.items()):
         for row in world_rows(world, read_json(selection_path), pd.read_parquet(long_path), level):
-            rows.append({**row, "world_params": descriptions.get(world, "")})
+            path = aligns.get((world, row["method"]))
+            makeup = removal_makeup(pd.read_parquet(path), row["k_count"], majority_cells.get(world)) if path else {}
+            rows.append({**row, **makeup, "world_params": descriptions.get(world, "")})
     return pd.DataFrame(rows)
 
 
@@ -116,9 +150,11 @@ def summarize_sweep(
     level: float,
     csv_path: str | Path,
     json_path: str | Path,
+    aligns: Mapping[tuple[str, str], str] | None = None,
+    majority_cells: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Rule summarize_d3m_sweep: the table (CSV) and its counts (JSON)."""
-    table = sweep_table(worlds, descriptions, level)
+    table = sweep_table(worlds, descriptions, level, aligns, majority_cells)
     summary = counts(table)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)

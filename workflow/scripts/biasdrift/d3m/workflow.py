@@ -154,19 +154,28 @@ def sweep_inputs(config: dict, wildcards: Any) -> dict[str, list[str]]:  # noqa:
     return {
         "selections": [f"{root(w)}/selection.json" for w in worlds(config)],
         "longs": [f"{root(w)}/counterfactual.parquet" for w in worlds(config)],
+        "aligns": [align_file(w, m) for w in worlds(config) for m in attribution_methods(config)],
     }
 
 
 def sweep_params(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
     """The sweep's worlds (in input order), a label of each generated world's parameters,
     and the interval level."""
-    descriptions = {}
+    descriptions, majority = {}, {}
     for world in worlds(config):
         alias = section(config)["worlds"][world]["dataset"]
         generate = config.get("datasets", {}).get(alias, {}).get("generate") or {}
         synthetic = generate.get("generator") == "d3m_synthetic"
         descriptions[world] = world_label(generate["params"]) if synthetic else f"dataset {alias}"
-    return {"worlds": worlds(config), "descriptions": descriptions, "level": section(config)["metrics"]["level"]}
+        if synthetic:  # the cell whose examples the planted shortcut rests on
+            majority[world] = f"{generate['params']['biased_group']}|{int(generate['params']['majority_label'])}"
+    return {
+        "worlds": worlds(config),
+        "aligns": [[w, m] for w in worlds(config) for m in attribution_methods(config)],
+        "descriptions": descriptions,
+        "majority_cells": majority,
+        "level": section(config)["metrics"]["level"],
+    }
 
 
 def world_label(params: dict[str, Any]) -> str:
