@@ -241,7 +241,13 @@ rule summarize_d3m_sweep:
     input:
         unpack(study_input("d3m", "sweep_inputs")),
     output:
-        csv="results/d3m/sweep/sweep.csv",
+        csv=report(
+            "results/d3m/sweep/sweep.csv",
+            caption="../workflow/report/d3m_sweep_table.rst",
+            category="d3m",
+            subcategory="sweep over worlds",
+            labels={"table": "every world and method"},
+        ),
         json="results/d3m/sweep/sweep.json",
         manifest="results/d3m/sweep/manifest.json",
     log:

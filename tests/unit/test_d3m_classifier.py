@@ -171,3 +171,19 @@ def test_removed_uids_must_be_training_examples(setup, tmp_path):
             device="cpu",
             keep_model=False,
         )
+
+
+def test_encode_pads_to_the_longest_text_and_warns_about_truncated_ones(setup, caplog):
+    root, frame, _ = setup
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(root / "tok")
+    part = frame.head(8)
+    lengths = [len(ids) for ids in tokenizer(part["text"].tolist())["input_ids"]]
+    with caplog.at_level("WARNING", logger=clf.__name__):
+        data = clf.encode(tokenizer, part, max_length=64)
+    assert data.tensors["input_ids"].shape == (8, max(lengths)) and not caplog.records
+    with caplog.at_level("WARNING", logger=clf.__name__):
+        short = clf.encode(tokenizer, part, max_length=4)
+    assert short.tensors["input_ids"].shape == (8, 4)
+    assert f"8 of 8 texts are longer than max_length 4 tokens (longest {max(lengths)})" in caplog.text

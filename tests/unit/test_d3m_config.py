@@ -178,3 +178,21 @@ def test_base_models_snapshot_only_the_epochs_of_their_trak_ensembles():
     demo = validate(tiny())  # no epochs: the final weights only
     demo["studies"]["d3m"]["trak"]["trak"]["checkpoints"]["epochs"] = []
     assert wf.snapshot_epochs(demo, Wildcards(world="synth", seed="0")) == []
+
+
+def test_a_generated_world_with_other_words_than_the_tokenizers_fails_naming_the_fix():
+    """A world drawn with another seed has words the demo tokenizer never saw (each falls
+    apart into sub-word pieces, and texts are truncated): the config check names the key."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    other = copy.deepcopy(cfg["datasets"]["d3m-synth"])
+    other["generate"]["seed"] = 5
+    cfg["datasets"]["d3m-other"] = other
+    cfg["studies"]["d3m"]["worlds"]["other"] = {"prepare": "table", "dataset": "d3m-other"}
+    with pytest.raises(bdc.ConfigError) as err:
+        validate(cfg)
+    assert "studies.d3m.worlds.other: dataset 'd3m-other' draws its words with seed 5" in str(err.value)
+    assert "datasets.d3m-other.generate.params.vocab_seed: 0" in str(err.value)
+    other["generate"]["params"]["vocab_seed"] = 0
+    validate(cfg)  # the sweep's way: other rows, the same words
+    sweep = yaml.safe_load((REPO / "config/sweeps/d3m.yaml").read_text())
+    assert all(d["generate"]["params"]["vocab_seed"] == 0 for d in sweep["datasets"].values())

@@ -42,7 +42,17 @@ def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> TensorDataset:
     import torch
 
     texts = frame["text"].astype(str).tolist()
-    longest = max(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    cut = sum(n > max_length for n in lengths)
+    if cut:  # real texts may run long; in a generated world it means words the tokenizer never saw
+        log.warning(
+            "%d of %d texts are longer than max_length %d tokens (longest %d) and are truncated",
+            cut,
+            len(texts),
+            max_length,
+            max(lengths),
+        )
+    longest = min(max(lengths), max_length)
     enc = tokenizer(texts, padding="max_length", truncation=True, max_length=longest, return_tensors="pt")
     tensors = {name: enc[name] for name in tokenizer.model_input_names if name in enc}
     tensors["labels"] = torch.tensor(frame["label"].to_numpy(int), dtype=torch.long)

@@ -321,6 +321,7 @@ def problems(config: dict) -> list[str]:
             out.append(f"{where}.worlds.{name}.test_dataset: the toxigen preparer needs the annotated config")
         out += _k_problems(config, name, world)
         out += _world_trak_problems(config, name, world)
+        out += _vocabulary_problems(config, name, world)
     if cfg["score_seed"] not in cfg["seeds"]:
         out.append(f"{where}.score_seed: {cfg['score_seed']} is not one of seeds {cfg['seeds']}")
     both = sorted(set(cfg["trak"]) & set(cfg["influence"]))
@@ -357,6 +358,41 @@ def problems(config: dict) -> list[str]:
         for e in spec["checkpoints"]["epochs"]:
             if cfg["finetune"]["max_steps"] == -1 and e > epochs:
                 out.append(f"{where}.trak.{name}.checkpoints.epochs: epoch {e} > finetune.epochs {epochs}")
+    return out
+
+
+def _word_seed(config: dict, alias: str | None) -> int | None:
+    """The seed of a d3m_synthetic dataset's words (None for any other dataset)."""
+    generate = config.get("datasets", {}).get(alias, {}).get("generate") or {}
+    if generate.get("generator") != "d3m_synthetic":
+        return None
+    params = generate.get("params") or {}
+    return params["vocab_seed"] if params.get("vocab_seed") is not None else generate.get("seed", 0)
+
+
+def _vocabulary_problems(config: dict, name: str, world: dict) -> list[str]:
+    """A generated world whose words are not the words the classifier's tokenizer and
+    pretraining saw: every pseudo-word falls apart into ~4 sub-word pieces and, at the
+    demo's max_length, texts lose words (the core word among them) to truncation."""
+    mine = _word_seed(config, world.get("dataset"))
+    build = config.get("models", {}).get(section(config)["model"], {}).get("build") or {}
+    if mine is None or not build:
+        return []
+    out = []
+    corpora = {
+        f"tokenizer {build.get('tokenizer')!r}": config.get("tokenizers", {})
+        .get(build.get("tokenizer"), {})
+        .get("corpus"),
+        "pretraining": build.get("corpus"),
+    }
+    for what, corpus in corpora.items():
+        theirs = _word_seed(config, corpus)
+        if theirs is not None and theirs != mine:
+            out.append(
+                f"studies.{STUDY}.worlds.{name}: dataset {world['dataset']!r} draws its words with seed {mine}, "
+                f"but the {what} of model {section(config)['model']!r} learned the words of {corpus!r} "
+                f"(seed {theirs}); set datasets.{world['dataset']}.generate.params.vocab_seed: {theirs}"
+            )
     return out
 
 
