@@ -196,3 +196,29 @@ def test_a_generated_world_with_other_words_than_the_tokenizers_fails_naming_the
     validate(cfg)  # the sweep's way: other rows, the same words
     sweep = yaml.safe_load((REPO / "config/sweeps/d3m.yaml").read_text())
     assert all(d["generate"]["params"]["vocab_seed"] == 0 for d in sweep["datasets"].values())
+
+
+def test_words_of_another_seed_fall_apart_under_a_tokenizer_of_the_demo_words(tmp_path):
+    """Why the check above exists: a WordPiece vocabulary learned on one seed's world keeps
+    each of its words whole and splits another seed's words into pieces, unless the other
+    world shares the words (vocab_seed)."""
+    from transformers import AutoTokenizer
+
+    from biasdrift.corpora import generate
+    from biasdrift.tokenization import TokenizerConfig, train_tokenizer
+
+    params = {"test_per_cell": 20}  # the demo's sizes otherwise
+    train_tokenizer(
+        generate("d3m_synthetic", params, 0)["text"].tolist(),
+        TokenizerConfig(kind="wordpiece", vocab_size=1000, lowercase=True, min_frequency=1),
+        tmp_path / "tok",
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
+
+    def pieces_per_word(frame):
+        texts = frame["text"].head(200).tolist()
+        return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts) / (5 * len(texts))
+
+    assert pieces_per_word(generate("d3m_synthetic", params, 7)) > 2
+    assert pieces_per_word(generate("d3m_synthetic", {**params, "vocab_seed": 0}, 7)) == 1
+    assert pieces_per_word(generate("d3m_synthetic", params, 0)) == 1
