@@ -139,3 +139,25 @@ def test_the_sweep_is_a_target_with_two_worlds_or_more_and_labels_each_world():
     assert settings["majority_cells"] == {"w0": "a|1", "w1": "a|1"}
     inputs = wf.sweep_inputs(sweep_config(2), None)
     assert inputs["selections"] == ["results/d3m/w0/selection.json", "results/d3m/w1/selection.json"]
+
+
+def test_the_sweep_figure_plots_the_table_it_is_given(tmp_path):
+    from biasdrift.d3m.plots import sweep_figure
+
+    table = pd.DataFrame(
+        {
+            "world": ["w0", "w0", "w1", "w1"],
+            "method": ["if", "random", "if", "random"],
+            "metric": METRIC,
+            "mean": [0.8, 0.5, 0.6, 0.55],
+            "ci_low": [0.7, 0.3, 0.4, 0.5],
+            "ci_high": [0.9, 0.7, 0.8, 0.6],
+            "beats_random": [True, False, False, False],
+            "below_balance": [False, False, True, False],
+            "world_params": ["a|1:a|0 = 300:30, others 200", "", "b|0:b|1 = 300:30, others 200", ""],
+        }
+    )
+    info = sweep_figure(table, tmp_path / "sweep.svg", tmp_path / "sweep.csv")
+    assert info == {"worlds": 2, "methods": ["random", "if"]}
+    assert (tmp_path / "sweep.svg").read_text().startswith("<?xml")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sweep.csv", keep_default_na=False), table)

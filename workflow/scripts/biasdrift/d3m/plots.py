@@ -249,7 +249,7 @@ def sweep_figure(table: pd.DataFrame, svg_path: str | Path, csv_path: str | Path
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_ylim(-0.05, 1.1)  # 3-seed t-intervals can reach beyond [0, 1]: the CSV has them
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # clear of the stars
     ax.set_title("D3M across worlds (* beats random removal beyond 2 SE; ring: below balancing)", fontsize="medium")
     save_table(table, csv_path)
     save_figure(fig, svg_path)
