@@ -52,8 +52,8 @@ demo: venv
 	$(MAKE) findings
 
 # d3m beyond the demo's world: config/sweeps/d3m.yaml merged onto config/config.yaml
-# (runs whatever of the demo is missing, then the four sweep worlds; about 15 min on 2 cores
-# after the demo); the report then holds the sweep's figure
+# (runs whatever of the demo is missing, then the four sweep worlds: 7.5 min on 2 cores after
+# the demo, docs/d3m.md); the report then holds the sweep's figure and table
 D3M_SWEEP := config/sweeps/d3m.yaml
 d3m-sweep: venv
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(D3M_SWEEP)

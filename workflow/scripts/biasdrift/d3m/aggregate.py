@@ -117,22 +117,27 @@ def selection(long: pd.DataFrame, summary: pd.DataFrame, metric: str, level: flo
     for method, k in chosen.items():
         result["methods"][method] = entry(method, k)
         if "random" in chosen and method != "random" and (("random", k) in test.index):
-            mine = seed_values(long, method, k, metric)
             rand = seed_values(long, "random", k, metric)
-            diff = mine.mean() - rand.mean()
-            se = (
-                math.sqrt(mine.var(ddof=1) / len(mine) + rand.var(ddof=1) / len(rand))
-                if min(len(mine), len(rand)) > 1
-                else math.nan
-            )
+            gap, se = welch_gap(seed_values(long, method, k, metric), rand)
             result["methods"][method]["vs_random_same_k"] = {
                 "random_mean": float(rand.mean()),
-                "gap": float(diff),
+                "gap": gap,
                 "gap_se": se,
             }
     for method in sorted(set(long["method"]) - set(methods)):
         result["baselines"][method] = entry(method, "none")
     return result
+
+
+def welch_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Difference of the means of two sets of seed values and its standard error (Welch;
+    NaN with fewer than two seeds on a side, or an empty side)."""
+    if not len(a) or not len(b):
+        return math.nan, math.nan
+    gap = float(a.mean() - b.mean())
+    if min(len(a), len(b)) < 2:
+        return gap, math.nan
+    return gap, float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
 
 
 def seed_values(long: pd.DataFrame, method: str, k: str, metric: str) -> np.ndarray:

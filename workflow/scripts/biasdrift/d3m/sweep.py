@@ -27,22 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from biasdrift.d3m.aggregate import seed_values, t_interval
-from biasdrift.d3m.alignment import select_lowest
+from biasdrift.d3m.aggregate import seed_values, t_interval, welch_gap
+from biasdrift.d3m.alignment import removal_summary, select_lowest
 from biasdrift.runtime import atomic_path, read_json, write_json
 
 BALANCE = "balance"
 RANDOM = "random"
-
-
-def welch_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Difference of means and its standard error (NaN with fewer than two seeds)."""
-    if not len(a) or not len(b):
-        return math.nan, math.nan
-    gap = float(a.mean() - b.mean())
-    if min(len(a), len(b)) < 2:
-        return gap, math.nan
-    return gap, float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
 
 
 def beyond(gap: float, se: float) -> bool:
@@ -90,16 +80,18 @@ def world_rows(world: str, selection: dict[str, Any], long: pd.DataFrame, level:
 
 
 def removal_makeup(alignment: pd.DataFrame, k_count: int, majority_cell: str | None) -> dict[str, Any]:
-    """What the ``k_count`` most harmful examples of an alignment table are made of."""
-    removed = alignment[alignment["uid"].isin(set(select_lowest(alignment, int(k_count))))]
-    cells = removed["cell"].value_counts()
-    known = bool(majority_cell) and len(removed) > 0
+    """What the ``k_count`` most harmful examples of an alignment table are made of (the
+    per-cell counts of :func:`~biasdrift.d3m.alignment.removal_summary`)."""
+    removed_uids = select_lowest(alignment, int(k_count))
+    summary = removal_summary(alignment, removed_uids)
+    known = bool(majority_cell) and summary["removed"] > 0
     out = {
-        "majority_share": float((removed["cell"] == majority_cell).mean()) if known else math.nan,
-        "top_cell": str(cells.index[0]) if len(cells) else "",
-        "top_cell_share": float(cells.iloc[0] / len(removed)) if len(cells) else math.nan,
+        "majority_share": summary["removed_per_cell"].get(majority_cell, 0) / summary["removed"] if known else math.nan,
+        "top_cell": summary["top_cell"] or "",
+        "top_cell_share": summary["top_cell_share"],
         "mislabeled_majority_label_share": math.nan,
     }
+    removed = alignment[alignment["uid"].isin(set(removed_uids))]
     if known and "mislabeled" in removed and "label" in removed:
         # labelled the biased group's majority label, core word of the other: the examples
         # that teach the model to overrule the worst cell's own evidence
