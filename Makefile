@@ -77,7 +77,7 @@ lint: venv
 test: lint
 	$(BIN)/python -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
 
-# every graded world, the slow ones too (tests/test_graded.py; about 5 min on 2 cores)
+# every graded world: the five at the demo effect (also in make test) and each at effect 0 (tests/test_graded.py)
 test-graded: venv
 	$(BIN)/python -m pytest tests/test_graded.py $(PYTEST_ARGS)
 

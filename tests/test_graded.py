@@ -69,20 +69,45 @@ def effect_params(cfg: dict, study: str) -> dict:
     return cfg
 
 
-def graded_run(tmp_path, study: str, effect: float | None) -> tuple[subprocess.Popen, Path, dict, float]:
-    """Start ``study``'s graded config at ``effect`` (None = as configured) in a fresh copy
-    of the workflow, on one core (the two runs of a test go side by side)."""
-    _, targets, _, _ = STUDIES[study]
-    cfg = yaml.safe_load((GRADED / f"{study}.yaml").read_text())
-    params = effect_params(cfg, study)
-    if effect is not None:
-        params["effect"] = effect
-    work = copy_workflow(tmp_path / f"{study}-{params['effect']}")
+def merged_config(effects: dict[str, float] | None = None) -> dict:
+    """The five graded configs as one (their datasets, tokenizers, models and studies do not
+    overlap; a key two of them set differently fails), each study at its configured effect
+    unless ``effects`` names another."""
+    merged: dict = {}
+    for study in sorted(STUDIES):
+        cfg = yaml.safe_load((GRADED / f"{study}.yaml").read_text())
+        if effects and study in effects:
+            effect_params(cfg, study)["effect"] = effects[study]
+        for key, value in cfg.items():
+            if not isinstance(value, dict):
+                assert merged.setdefault(key, value) == value, f"graded configs disagree on {key}"
+                continue
+            section = merged.setdefault(key, {})
+            for name, item in value.items():
+                assert section.setdefault(name, item) == item, f"graded configs disagree on {key}.{name}"
+    return merged
+
+
+def graded_run(work: Path, cfg: dict, studies: list[str]) -> Path:
+    """Run ``cfg`` for the targets of ``studies`` on 2 cores in ``work``, a fresh copy of the
+    workflow; its results folder."""
+    work = copy_workflow(work)
     (work / "graded.yaml").write_text(yaml.safe_dump(cfg))
-    args = ("--configfile", "graded.yaml", "--replace-workflow-config", "--cores", "1", *targets)
-    with (work / "graded.log").open("w") as log:  # the child keeps its own handle
-        proc = subprocess.Popen([*SNAKEMAKE, *args], cwd=work, env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
-    return proc, work, cfg, params["effect"]
+    targets = [t for study in studies for t in STUDIES[study][1]]
+    args = ("--configfile", "graded.yaml", "--replace-workflow-config", "--cores", "2", *targets)
+    with (work / "graded.log").open("w") as log:
+        proc = subprocess.run([*SNAKEMAKE, *args], cwd=work, env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise AssertionError(f"graded run of {studies} failed:\n{(work / 'graded.log').read_text()[-8000:]}")
+    return work / "results"
+
+
+@pytest.fixture(scope="session")
+def demo_effect_run(tmp_path_factory) -> tuple[Path, dict]:
+    """Every graded world at the demo's effect, one snakemake run on 2 cores (about 5 min on
+    the 2-core machine). Returns (results, config)."""
+    cfg = merged_config()
+    return graded_run(tmp_path_factory.mktemp("graded") / "demo-effect", cfg, sorted(STUDIES)), cfg
 
 
 def found(claims: list[findings.Finding], about: tuple[str, ...], unit: str) -> dict[str, bool]:
@@ -105,20 +130,36 @@ def test_the_graded_config_plants_the_demo_effect(study):
     assert graded["effect"] == demo["effect"]
 
 
-# each pair of runs takes 1-2 minutes on 2 cores (tinystories' more): outside `make test` (CI time, which the
-# smoke and tiny end-to-end runs already fill), run by `make test-graded`
+def test_the_graded_configs_merge_and_take_another_effect():
+    demo, absent = merged_config(), merged_config({"d3m": 0.0})
+    assert set(demo["studies"]) == set(absent["studies"]) == set(STUDIES)
+    assert effect_params(absent, "d3m")["effect"] == 0.0 < effect_params(demo, "d3m")["effect"]
+    assert effect_params(absent, "tinystories") == effect_params(demo, "tinystories")
+
+
+def test_every_studys_check_holds_at_the_demo_effect(demo_effect_run):
+    """Each study's findings check, all of its claims, on its graded world at the demo's
+    effect: a claim that fails (an effect no longer learned, a fine-tune no longer moving it)
+    fails `make test`."""
+    results, cfg = demo_effect_run
+    claims = findings.check(sorted(STUDIES), results, cfg)
+    assert {f.study for f in claims} == set(STUDIES)
+    failed = [f.line() for f in claims if not f.holds]
+    assert not failed, "claims that fail at the demo's effect:\n" + "\n".join(failed)
+
+
+# one run per study at effect 0 (1-3 minutes each on 2 cores, tinystories' the longest):
+# outside `make test` (CI time), run by `make test-graded`; the other half is demo_effect_run
 @pytest.mark.slow
 @pytest.mark.parametrize("study", sorted(STUDIES))
-def test_the_check_fails_without_the_effect_and_holds_with_it(tmp_path, study):
+def test_the_check_fails_without_the_effect_and_holds_with_it(tmp_path, study, demo_effect_run):
     _, _, about, unit = STUDIES[study]
-    runs = [graded_run(tmp_path, study, 0.0), graded_run(tmp_path, study, None)]
-    outcomes = []
-    for proc, work, cfg, effect in runs:
-        if proc.wait(timeout=900) != 0:
-            raise AssertionError(f"graded {study} run at effect {effect} failed:\n{(work / 'graded.log').read_text()}")
-        claims = findings.study_claims(study)(work / "results", cfg)
-        outcomes.append((effect, found(claims, about, unit), claims))
-    (_, absent, absent_claims), (effect, present, present_claims) = outcomes
+    absent_cfg = merged_config({study: 0.0})
+    absent_claims = findings.study_claims(study)(graded_run(tmp_path / "w", absent_cfg, [study]), absent_cfg)
+    results, cfg = demo_effect_run
+    present_claims = findings.study_claims(study)(results, cfg)
+    absent, present = found(absent_claims, about, unit), found(present_claims, about, unit)
+    effect = effect_params(cfg, study)["effect"]
     assert effect > 0, "the graded config plants the demo's effect"
     assert not any(absent.values()), "found at effect 0: " + "; ".join(f.line() for f in absent_claims)
     assert all(present.values()), f"not found at effect {effect}: " + "; ".join(f.line() for f in present_claims)

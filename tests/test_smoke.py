@@ -95,7 +95,7 @@ def test_chat_model_fixture_keeps_template_gqa_and_vocabulary(tmp_path):
 
 
 # The study whose smoke config `make test` runs end to end (the others: `make smoke`).
-E2E_STUDY = "specdec"
+E2E_STUDY = "politune"
 
 
 @pytest.mark.workflow
