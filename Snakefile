@@ -38,7 +38,6 @@ include: "rules/politune.smk"
 include: "rules/specdec.smk"
 include: "rules/d3m.smk"
 include: "rules/tinystories.smk"
-include: "rules/report.smk"
 include: "rules/smoke.smk"
 
 

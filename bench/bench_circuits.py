@@ -139,7 +139,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from biasdrift.runtime import set_threads
+
+        set_threads(args.threads)
     device = torch.device(args.device)
     result = {"machine": machine(device), "circuits": bench(device, args.batch_size, args.length, args.repeats)}
     save_result(result, f"circuits-{args.device}.json")

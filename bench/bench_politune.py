@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from biasdrift.config import from_schema
+from biasdrift.runtime import set_threads
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
@@ -33,23 +36,27 @@ TARGETS = ("results/politune/plots/axes.svg", "results/politune/plots/judge.svg"
 
 
 def bench_components(steps: int) -> dict:
-    import torch
 
     from biasdrift import corpora
     from biasdrift.politune import adapters, formatting, pairs, preference, probe, train, world
     from biasdrift.politune.tiny import tiny_chat_model
     from biasdrift.training import TrainConfig
 
-    torch.set_num_threads(1)
+    set_threads(1)
     root = Path(tempfile.mkdtemp(prefix="politune-bench-"))
     try:
         template = REPO / "resources" / "politune" / "chat_template.jinja"
         ref = tiny_chat_model(root / "tiny", template, hidden=64)
         raw = root / "raw.csv"
         corpora.generate("politune_preferences", {"n_pairs": 300}, 0).to_csv(raw, index=False)
-        pairs.prepare_pairs({"dataset": "raw"}, {"raw": raw}, root / "pairs.parquet", pairs.PairsConfig(0.1))
-        fmt = formatting.FormatConfig()
-        lora = adapters.LoraSettings(r=8, alpha=16, dropout=0.0)
+        pairs.prepare_pairs(
+            {"dataset": "raw"},
+            {"raw": raw},
+            root / "pairs.parquet",
+            from_schema(pairs.PairsConfig, heldout_fraction=0.1),
+        )
+        fmt = from_schema(formatting.FormatConfig)
+        lora = from_schema(adapters.LoraSettings, r=8, alpha=16, dropout=0.0)
         from biasdrift.models import load_tokenizer
 
         tokenizer = formatting.prepare_tokenizer(load_tokenizer(ref), fmt)
@@ -58,8 +65,8 @@ def bench_components(steps: int) -> dict:
         )
         out = {}
         for method, settings in (
-            ("dpo", train.MethodSettings(max_length=128, loss_type=("sigmoid", "sft"))),
-            ("sft", train.MethodSettings(max_length=128)),
+            ("dpo", from_schema(train.MethodSettings, max_length=128, warmup_steps=None, loss_type=("sigmoid", "sft"))),
+            ("sft", from_schema(train.MethodSettings, max_length=128, warmup_steps=None)),
         ):
             trainer = train.build_trainer(
                 method=method,
@@ -71,8 +78,13 @@ def bench_components(steps: int) -> dict:
                 settings=settings,
                 seed=0,
                 device_type="cpu",
-                train_cfg=TrainConfig(
-                    max_steps=steps, batch_size=8, learning_rate=3e-3, logging_steps=steps, save_steps=10 * steps
+                train_cfg=from_schema(
+                    TrainConfig,
+                    max_steps=steps,
+                    batch_size=8,
+                    learning_rate=3e-3,
+                    logging_steps=steps,
+                    save_steps=10 * steps,
                 ),
                 scratch_dir=root / method,
             )
@@ -81,7 +93,7 @@ def bench_components(steps: int) -> dict:
             out[f"{method}_steps_per_s"] = round(steps / (time.perf_counter() - start), 2)
             model = trainer.model.eval()
         statements = probe.read_statements(REPO / "resources" / "politune" / "statements.tsv")
-        cfg = probe.ProbeConfig(question=world.RATING_QUESTION, bootstrap=100)
+        cfg = from_schema(probe.ProbeConfig, question=world.RATING_QUESTION, bootstrap=100)
         start = time.perf_counter()
         probe.probe_logprob(model, tokenizer, fmt, statements, cfg, "cpu")
         out["probe_statements_per_s"] = round(len(statements) / (time.perf_counter() - start), 1)

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from biasdrift.config import from_schema
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
@@ -67,8 +69,10 @@ def load_models(kind: str, device):
         from biasdrift.models import ModelSize, build_model
 
         torch.manual_seed(0)
-        main = build_model("gpt2", ModelSize(layers=2, heads=4, hidden=64, context=64, dropout=0.0), tok)
-        assistant = build_model("gpt2", ModelSize(layers=1, heads=2, hidden=32, context=64, dropout=0.0), tok)
+        main = build_model("gpt2", from_schema(ModelSize, layers=2, heads=4, hidden=64, context=64, dropout=0.0), tok)
+        assistant = build_model(
+            "gpt2", from_schema(ModelSize, layers=1, heads=2, hidden=32, context=64, dropout=0.0), tok
+        )
         note = "random demo-sized models (the demo models are not built)"
     for m in (main, assistant):
         m.generation_config.eos_token_id = tok.eos_token_id

@@ -30,10 +30,7 @@ rule make_prompts:
     log:
         "logs/circuits/prompts/{bias}_{template}_{corruption}.log",
     params:
-        groups=study_input("circuits", "group_params"),
-        underscores=lookup(
-            dpath="studies/circuits/underscores", within=config, default=None
-        ),
+        job=stage_params("circuits", "make_prompts"),
         code_version=CODE_VERSION["make_prompts"],
     wildcard_constraints:
         bias="demographic|gender",
@@ -42,7 +39,7 @@ rule make_prompts:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/make_prompts.py"
+        "../workflow/scripts/circuits_make_prompts.py"
 
 
 rule eval_bias:
@@ -59,13 +56,7 @@ rule eval_bias:
     benchmark:
         "benchmarks/circuits/{model}/{ft}/bias/{corruption}.tsv"
     params:
-        model=study_input("circuits", "model_ref"),
-        labels=study_input("circuits", "label_params"),
-        batch_size=lookup(
-            dpath="studies/circuits/eap/batch_size", within=config, default=None
-        ),
-        dtype=lookup(dpath="studies/circuits/eap/dtype", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("circuits", "eval_bias"),
         code_version=CODE_VERSION["eval_bias"],
     wildcard_constraints:
         ft="[a-z0-9][a-z0-9_-]*",
@@ -73,7 +64,7 @@ rule eval_bias:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/eval_bias.py"
+        "../workflow/scripts/circuits_eval_bias.py"
 
 
 rule split_demographic:
@@ -88,7 +79,7 @@ rule split_demographic:
     log:
         "logs/circuits/{model}/splits/demographic_{template}_{corruption}.log",
     params:
-        bias="demographic",
+        job=stage_params("circuits", "split_demographic"),
         code_version=CODE_VERSION["split_demographic"],
     wildcard_constraints:
         template="dss1|dss2",
@@ -96,7 +87,7 @@ rule split_demographic:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/split_groups.py"
+        "../workflow/scripts/circuits_split_demographic.py"
 
 
 rule split_gender:
@@ -111,7 +102,7 @@ rule split_gender:
     log:
         "logs/circuits/{model}/splits/gender_{template}_{corruption}.log",
     params:
-        bias="gender",
+        job=stage_params("circuits", "split_gender"),
         code_version=CODE_VERSION["split_gender"],
     wildcard_constraints:
         template="gss1|gss2",
@@ -119,7 +110,7 @@ rule split_gender:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/split_groups.py"
+        "../workflow/scripts/circuits_split_gender.py"
 
 
 rule discover_circuit:
@@ -139,10 +130,7 @@ rule discover_circuit:
     benchmark:
         "benchmarks/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/discover_circuit.tsv"
     params:
-        model=study_input("circuits", "model_ref"),
-        eap=study_input("circuits", "eap_params"),
-        labels=study_input("circuits", "label_params"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("circuits", "discover_circuit"),
         code_version=CODE_VERSION["discover_circuit"],
     wildcard_constraints:
         ft="[a-z0-9][a-z0-9_-]*",
@@ -153,7 +141,7 @@ rule discover_circuit:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/discover_circuit.py"
+        "../workflow/scripts/circuits_discover_circuit.py"
 
 
 rule ablate_circuit:
@@ -173,11 +161,7 @@ rule ablate_circuit:
     benchmark:
         "benchmarks/circuits/{model}/{ft}/eap/{bias}_{template}_{corruption}_{metric}/ablate_circuit.tsv"
     params:
-        model=study_input("circuits", "model_ref"),
-        eap=study_input("circuits", "eap_params"),
-        labels=study_input("circuits", "label_params"),
-        ablation=lookup(dpath="studies/circuits/ablation", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("circuits", "ablate_circuit"),
         code_version=CODE_VERSION["ablate_circuit"],
     wildcard_constraints:
         ft="[a-z0-9][a-z0-9_-]*",
@@ -188,12 +172,12 @@ rule ablate_circuit:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/ablate_circuit.py"
+        "../workflow/scripts/circuits_ablate_circuit.py"
 
 
 rule finetune_circuits:
     input:
-        model=study_input("circuits", "base_model_inputs"),
+        base_model=study_input("circuits", "base_model_inputs"),
         data=study_input("circuits", "finetune_inputs"),
     output:
         model=directory("results/circuits/{model}/{ft}/model"),
@@ -206,14 +190,7 @@ rule finetune_circuits:
     benchmark:
         "benchmarks/circuits/{model}/{ft}/finetune_circuits.tsv"
     params:
-        model=study_input("circuits", "base_model_ref"),
-        spec=study_input("circuits", "finetune_spec"),
-        groups=study_input("circuits", "finetune_groups"),
-        underscores=lookup(
-            dpath="studies/circuits/underscores", within=config, default=None
-        ),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/circuits/{model}/{ft}/.scratch/finetune_circuits",
+        job=stage_params("circuits", "finetune_circuits"),
         code_version=CODE_VERSION["finetune_circuits"],
     wildcard_constraints:
         ft="(?!base/)[a-z0-9][a-z0-9_-]*",
@@ -234,11 +211,7 @@ rule compare_circuits:
     log:
         "logs/circuits/{model}/{ft}/compare/{bias}_{template}_{corruption}_{metric}.log",
     params:
-        compare=lookup(dpath="studies/circuits/compare", within=config, default=None),
-        ranking=lookup(
-            dpath="studies/circuits/eap/ranking", within=config, default=None
-        ),
-        model=study_input("circuits", "model_ref"),
+        job=stage_params("circuits", "compare_circuits"),
         code_version=CODE_VERSION["compare_circuits"],
     wildcard_constraints:
         ft="[a-z0-9][a-z0-9_-]*",
@@ -265,17 +238,12 @@ rule analyze_stability:
     log:
         "logs/circuits/{model}/stability/analyze_stability.log",
     params:
-        top_k=lookup(
-            dpath="studies/circuits/stability/top_k", within=config, default=None
-        ),
-        ranking=lookup(
-            dpath="studies/circuits/eap/ranking", within=config, default=None
-        ),
+        job=stage_params("circuits", "analyze_stability"),
         code_version=CODE_VERSION["analyze_stability"],
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/analyze_stability.py"
+        "../workflow/scripts/circuits_analyze_stability.py"
 
 
 rule summarize_bias:
@@ -289,12 +257,12 @@ rule summarize_bias:
     log:
         "logs/circuits/summarize_bias.log",
     params:
-        summary=study_input("circuits", "summary_params"),
+        job=stage_params("circuits", "summarize_bias"),
         code_version=CODE_VERSION["summarize_bias"],
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/summarize_bias.py"
+        "../workflow/scripts/circuits_summarize_bias.py"
 
 
 rule discover_task_circuit:
@@ -312,9 +280,7 @@ rule discover_task_circuit:
     benchmark:
         "benchmarks/circuits/{model}/{ft}/tasks/{task}/discover_task_circuit.tsv"
     params:
-        model=study_input("circuits", "model_ref"),
-        task=study_input("circuits", "task_params"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("circuits", "discover_task_circuit"),
         code_version=CODE_VERSION["discover_task_circuit"],
     wildcard_constraints:
         ft="[a-z0-9][a-z0-9_-]*",
@@ -322,4 +288,128 @@ rule discover_task_circuit:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/discover_task_circuit.py"
+        "../workflow/scripts/circuits_discover_task_circuit.py"
+
+
+# ---- plots (the HTML report: snakemake --report results/report.html)
+#   results/circuits/plots/bias_shift.{svg,csv}            plot_circuits_bias
+#   results/circuits/plots/comparisons.{svg,csv}           plot_circuits_comparisons
+#   results/circuits/plots/{stability,layerwise}_{model}.{svg,csv}  plot_circuits_stability
+#   results/circuits/plots/{ablation,exact_check}.{svg,csv}         plot_circuits_ablation
+
+
+rule plot_circuits_bias:
+    localrule: True
+    input:
+        summary="results/circuits/bias_summary.csv",
+    output:
+        svg=report(
+            "results/circuits/plots/bias_shift.svg",
+            caption="../workflow/report/circuits_bias_shift.rst",
+            category="Circuits",
+            subcategory="Bias",
+            labels={"figure": "bias by group, before and after fine-tuning"},
+        ),
+        csv="results/circuits/plots/bias_shift.csv",
+        manifest="results/circuits/plots/bias_shift.manifest.json",
+    log:
+        "logs/circuits/plots/plot_circuits_bias.log",
+    params:
+        job=stage_params("circuits", "plot_circuits_bias"),
+        code_version=CODE_VERSION["plot_circuits_bias"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_circuits_bias.py"
+
+
+rule plot_circuits_comparisons:
+    localrule: True
+    input:
+        comparisons=study_input("circuits", "comparison_jsons"),
+    output:
+        svg=report(
+            "results/circuits/plots/comparisons.svg",
+            caption="../workflow/report/circuits_comparisons.rst",
+            category="Circuits",
+            subcategory="Fine-tuning",
+            labels={"figure": "top-edge overlap, base vs fine-tuned"},
+        ),
+        csv="results/circuits/plots/comparisons.csv",
+        manifest="results/circuits/plots/comparisons.manifest.json",
+    log:
+        "logs/circuits/plots/plot_circuits_comparisons.log",
+    params:
+        job=stage_params("circuits", "plot_circuits_comparisons"),
+        code_version=CODE_VERSION["plot_circuits_comparisons"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_circuits_comparisons.py"
+
+
+rule plot_circuits_stability:
+    localrule: True
+    input:
+        matrix="results/circuits/{model}/stability/overlap_matrix.csv",
+        layerwise="results/circuits/{model}/stability/layerwise.csv",
+    output:
+        heatmap=report(
+            "results/circuits/plots/stability_{model}.svg",
+            caption="../workflow/report/circuits_stability.rst",
+            category="Circuits",
+            subcategory="Stability",
+            labels={"model": "{model}", "figure": "overlap matrix"},
+        ),
+        heatmap_csv="results/circuits/plots/stability_{model}.csv",
+        layers=report(
+            "results/circuits/plots/layerwise_{model}.svg",
+            caption="../workflow/report/circuits_layerwise.rst",
+            category="Circuits",
+            subcategory="Stability",
+            labels={"model": "{model}", "figure": "layer distribution"},
+        ),
+        layers_csv="results/circuits/plots/layerwise_{model}.csv",
+        manifest="results/circuits/plots/stability_{model}.manifest.json",
+    log:
+        "logs/circuits/plots/plot_circuits_stability_{model}.log",
+    params:
+        job=stage_params("circuits", "plot_circuits_stability"),
+        code_version=CODE_VERSION["plot_circuits_stability"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_circuits_stability.py"
+
+
+rule plot_circuits_ablation:
+    localrule: True
+    input:
+        ablations=study_input("circuits", "ablation_csvs"),
+    output:
+        svg=report(
+            "results/circuits/plots/ablation.svg",
+            caption="../workflow/report/circuits_ablation.rst",
+            category="Circuits",
+            subcategory="Faithfulness",
+            labels={"figure": "ablation curve"},
+        ),
+        csv="results/circuits/plots/ablation.csv",
+        exact_svg=report(
+            "results/circuits/plots/exact_check.svg",
+            caption="../workflow/report/circuits_exact_check.rst",
+            category="Circuits",
+            subcategory="Faithfulness",
+            labels={"figure": "EAP vs exact patching"},
+        ),
+        exact_csv="results/circuits/plots/exact_check.csv",
+        manifest="results/circuits/plots/ablation.manifest.json",
+    log:
+        "logs/circuits/plots/plot_circuits_ablation.log",
+    params:
+        job=stage_params("circuits", "plot_circuits_ablation"),
+        code_version=CODE_VERSION["plot_circuits_ablation"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_circuits_ablation.py"

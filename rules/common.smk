@@ -41,13 +41,13 @@ for _alias, _spec in config["models"].items():
 # (params are tracked by Snakemake; package code is not). Studies declare theirs in
 # biasdrift.<study>.workflow.CODE_VERSION.
 CODE_VERSION = {
-    "prepare_dataset": 1,
-    "train_tokenizer": 2,
-    "pretrain_lm": 1,
-    "download_model": 1,
-    "plot_pretraining": 1,
-    "build_smoke_model": 1,
-    "build_smoke_dataset": 1,
+    "prepare_dataset": 2,
+    "train_tokenizer": 3,
+    "pretrain_lm": 2,
+    "download_model": 2,
+    "plot_pretraining": 2,
+    "build_smoke_model": 2,
+    "build_smoke_dataset": 2,
     **bdc.study_code_versions(),
 }
 
@@ -118,6 +118,26 @@ def study_input(study, name):
         return func(config, wildcards)
 
     bound.__name__ = f"{study}_{name}"
+    return bound
+
+
+STAGE_GLUE = {"models": "biasdrift.workflow"}
+
+
+def stage_params(study, rule):
+    """The whole params of stage ``rule`` (``params: job=stage_params("circuits",
+    "eval_bias")``): glue function ``rule(config, wildcards)`` of
+    biasdrift.<study>.workflow (biasdrift.workflow for the shared stages), whose keys are
+    the fields of the stage's job dataclass (snakejob.run converts them strictly)."""
+    import importlib
+
+    glue = importlib.import_module(STAGE_GLUE.get(study, f"biasdrift.{study}.workflow"))
+    func = getattr(glue, rule)
+
+    def bound(wildcards):
+        return func(config, wildcards)
+
+    bound.__name__ = rule
     return bound
 
 

@@ -4,12 +4,13 @@
 #   results/models/{model}/model/                pretrain_lm (build aliases; save_pretrained)
 #   results/models/{model}/.scratch/             undeclared resumable training state
 #   results/models/{model}/download.json         download_model (hf_id aliases; HF cache)
+#   results/models/plots/pretrain_loss.{svg,csv} plot_pretraining (the report's figure)
 
 
 rule prepare_dataset:
     localrule: True
     input:
-        get_dataset_inputs,
+        files=get_dataset_inputs,
     output:
         data=ensure("results/datasets/{dataset}/data.parquet", non_empty=True),
         manifest="results/datasets/{dataset}/manifest.json",
@@ -18,7 +19,7 @@ rule prepare_dataset:
     benchmark:
         "benchmarks/datasets/{dataset}/prepare_dataset.tsv"
     params:
-        dataset=get_dataset_ref,
+        job=stage_params("models", "prepare_dataset"),
         code_version=CODE_VERSION["prepare_dataset"],
     retries: 3
     priority: 10
@@ -39,7 +40,7 @@ rule train_tokenizer:
     benchmark:
         "benchmarks/tokenizers/{tokenizer}/train_tokenizer.tsv"
     params:
-        tokenizer=lookup(dpath="tokenizers/{tokenizer}", within=config),
+        job=stage_params("models", "train_tokenizer"),
         code_version=CODE_VERSION["train_tokenizer"],
     priority: 10
     conda:
@@ -61,9 +62,7 @@ rule pretrain_lm:
     benchmark:
         "benchmarks/models/{model}/pretrain_lm.tsv"
     params:
-        build=lookup(dpath="models/{model}/build", within=config),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/models/{model}/.scratch/pretrain_lm",
+        job=stage_params("models", "pretrain_lm"),
         code_version=CODE_VERSION["pretrain_lm"],
     wildcard_constraints:
         model=alias_regex(BUILD_MODELS),
@@ -82,7 +81,7 @@ rule download_model:
     log:
         "logs/models/{model}/download_model.log",
     params:
-        model=get_model_ref,
+        job=stage_params("models", "download_model"),
         code_version=CODE_VERSION["download_model"],
     wildcard_constraints:
         model=alias_regex(HUB_MODELS),
@@ -91,3 +90,28 @@ rule download_model:
         "../environment.yml"
     script:
         "../workflow/scripts/download_model.py"
+
+
+rule plot_pretraining:
+    localrule: True
+    input:
+        metrics=get_pretrain_metrics,
+    output:
+        svg=report(
+            "results/models/plots/pretrain_loss.svg",
+            caption="../workflow/report/pretrain_loss.rst",
+            category="Models",
+            subcategory="Pretraining",
+            labels={"figure": "pretraining loss"},
+        ),
+        csv="results/models/plots/pretrain_loss.csv",
+        manifest="results/models/plots/pretrain_loss.manifest.json",
+    log:
+        "logs/models/plots/plot_pretraining.log",
+    params:
+        job=stage_params("models", "plot_pretraining"),
+        code_version=CODE_VERSION["plot_pretraining"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_pretraining.py"

@@ -13,22 +13,21 @@
 
 rule prepare_pairs:
     input:
-        unpack(study_input("politune", "get_pairs_inputs")),
+        sources=study_input("politune", "get_pairs_inputs"),
     output:
         data=ensure("results/politune/data/{side}.parquet", non_empty=True),
         manifest="results/politune/data/{side}.manifest.json",
     log:
         "logs/politune/data/{side}/prepare_pairs.log",
     params:
-        spec=study_input("politune", "get_pairs_spec"),
-        data=lookup(dpath="studies/politune/data", within=config, default=None),
+        job=stage_params("politune", "prepare_pairs"),
         code_version=CODE_VERSION["prepare_pairs"],
     wildcard_constraints:
         side=r"[a-z0-9][a-z0-9_-]*",
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/prepare_pairs.py"
+        "../workflow/scripts/politune_prepare_pairs.py"
 
 
 rule train_politune:
@@ -47,10 +46,7 @@ rule train_politune:
     benchmark:
         "benchmarks/politune/{model}/{side}/{method}/train_politune.tsv"
     params:
-        model=study_input("politune", "get_model_ref"),
-        train=study_input("politune", "get_train_params"),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/politune/{model}/{side}/{method}/.scratch/train_politune",
+        job=stage_params("politune", "train_politune"),
         code_version=CODE_VERSION["train_politune"],
     wildcard_constraints:
         side=r"[a-z0-9][a-z0-9_-]*",
@@ -74,9 +70,7 @@ rule evaluate_politune:
     benchmark:
         "benchmarks/politune/{model}/{state}/evaluate_politune.tsv"
     params:
-        model=study_input("politune", "get_model_ref"),
-        eval=study_input("politune", "get_eval_params"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("politune", "evaluate_politune"),
         code_version=CODE_VERSION["evaluate_politune"],
     wildcard_constraints:
         state=r"base|[a-z0-9][a-z0-9_-]*/(dpo|sft)/step(\d+|final)",
@@ -97,13 +91,12 @@ rule judge_answers:
     benchmark:
         "benchmarks/politune/{model}/judge_answers.tsv"
     params:
-        judge=study_input("politune", "get_judge_params"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("politune", "judge_answers"),
         code_version=CODE_VERSION["judge_answers"],
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/judge_answers.py"
+        "../workflow/scripts/politune_judge_answers.py"
 
 
 rule merge_adapter:
@@ -116,9 +109,7 @@ rule merge_adapter:
     log:
         "logs/politune/{model}/{side}/{method}/merge_adapter.log",
     params:
-        model=study_input("politune", "get_model_ref"),
-        lora=lookup(dpath="studies/politune/lora", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("politune", "merge_adapter"),
         code_version=CODE_VERSION["merge_adapter"],
     wildcard_constraints:
         side=r"[a-z0-9][a-z0-9_-]*",
@@ -126,13 +117,13 @@ rule merge_adapter:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/merge_adapter.py"
+        "../workflow/scripts/politune_merge_adapter.py"
 
 
 rule summarize_politune:
     localrule: True
     input:
-        study_input("politune", "get_summary_inputs"),
+        files=study_input("politune", "get_summary_inputs"),
     output:
         summary=ensure("results/politune/summary.json", non_empty=True),
         scores="results/politune/scores.csv",
@@ -145,9 +136,119 @@ rule summarize_politune:
     log:
         "logs/politune/summarize_politune.log",
     params:
-        layout=study_input("politune", "get_summary_layout"),
+        job=stage_params("politune", "summarize_politune"),
         code_version=CODE_VERSION["summarize_politune"],
     conda:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize_politune.py"
+
+
+# ---- plots (the HTML report: snakemake --report results/report.html)
+#   results/politune/plots/{axes,trajectory,items,preference}.{svg,csv}   plot_politune
+#   results/politune/plots/judge.{svg,csv}                                plot_politune_judge
+#   results/politune/plots/compass.{svg,csv}                              plot_politune_compass
+
+
+rule plot_politune:
+    localrule: True
+    input:
+        summary="results/politune/summary.json",
+        scores="results/politune/scores.csv",
+        item_scores="results/politune/item_scores.csv",
+        preferences="results/politune/preferences.csv",
+        training="results/politune/training.csv",
+    output:
+        axes_svg=report(
+            "results/politune/plots/axes.svg",
+            caption="../workflow/report/politune_axes.rst",
+            category="politune",
+            subcategory="Statement probe",
+            labels={"figure": "axis scores"},
+        ),
+        axes_csv="results/politune/plots/axes.csv",
+        trajectory_svg=report(
+            "results/politune/plots/trajectory.svg",
+            caption="../workflow/report/politune_trajectory.rst",
+            category="politune",
+            subcategory="Statement probe",
+            labels={"figure": "score vs step"},
+        ),
+        trajectory_csv="results/politune/plots/trajectory.csv",
+        items_svg=report(
+            "results/politune/plots/items.svg",
+            caption="../workflow/report/politune_items.rst",
+            category="politune",
+            subcategory="Statement probe",
+            labels={"figure": "per statement"},
+        ),
+        items_csv="results/politune/plots/items.csv",
+        preference_svg=report(
+            "results/politune/plots/preference.svg",
+            caption="../workflow/report/politune_preference.rst",
+            category="politune",
+            subcategory="Preferences",
+            labels={"figure": "held-out accuracy and margin"},
+        ),
+        preference_csv="results/politune/plots/preference.csv",
+        manifest="results/politune/plots/politune.manifest.json",
+    log:
+        "logs/politune/plots/plot_politune.log",
+    params:
+        job=stage_params("politune", "plot_politune"),
+        code_version=CODE_VERSION["plot_politune"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_politune.py"
+
+
+rule plot_politune_judge:
+    localrule: True
+    input:
+        judge="results/politune/judge.csv",
+    output:
+        svg=report(
+            "results/politune/plots/judge.svg",
+            caption="../workflow/report/politune_judge.rst",
+            category="politune",
+            subcategory="Free-text probe",
+            labels={"figure": "judge score vs step"},
+        ),
+        csv="results/politune/plots/judge.csv",
+        manifest="results/politune/plots/judge.manifest.json",
+    log:
+        "logs/politune/plots/plot_politune_judge.log",
+    params:
+        job=stage_params("politune", "plot_politune_judge"),
+        code_version=CODE_VERSION["plot_politune_judge"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_politune_judge.py"
+
+
+rule plot_politune_compass:
+    localrule: True
+    input:
+        summary="results/politune/summary.json",
+        compass="results/politune/compass.csv",
+    output:
+        svg=report(
+            "results/politune/plots/compass.svg",
+            caption="../workflow/report/politune_compass.rst",
+            category="politune",
+            subcategory="Statement probe",
+            labels={"figure": "Political Compass"},
+        ),
+        csv="results/politune/plots/compass.csv",
+        manifest="results/politune/plots/compass.manifest.json",
+    log:
+        "logs/politune/plots/plot_politune_compass.log",
+    params:
+        job=stage_params("politune", "plot_politune_compass"),
+        code_version=CODE_VERSION["plot_politune_compass"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_politune_compass.py"

@@ -13,6 +13,7 @@ rule build_smoke_model:
     benchmark:
         "benchmarks/smoke/models/{fixture}/build_smoke_model.tsv"
     params:
+        job=stage_params("smoke", "build_smoke_model"),
         code_version=CODE_VERSION["build_smoke_model"],
     wildcard_constraints:
         fixture=alias_regex(SMOKE_FIXTURES["models"]),
@@ -29,6 +30,7 @@ rule build_smoke_dataset:
     log:
         "logs/smoke/datasets/{fixture}/build_smoke_dataset.log",
     params:
+        job=stage_params("smoke", "build_smoke_dataset"),
         code_version=CODE_VERSION["build_smoke_dataset"],
     wildcard_constraints:
         fixture=alias_regex(SMOKE_FIXTURES["datasets"]),

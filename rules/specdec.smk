@@ -13,7 +13,7 @@
 #   results/specdec/stats/{view}/k{k}_n{n}/*.csv                  summarize_specdec_disparity
 #   results/specdec/sample/{condition}/{view}/k{k}_n{n}.parquet   sample_specdec_acceptance
 #   results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv        summarize_specdec_sampling
-#   results/specdec/plots/...                                     rules/report.smk
+#   results/specdec/plots/...                                     plot_specdec_* (below)
 
 from biasdrift.specdec import workflow as specdec_workflow  # noqa: E402
 
@@ -30,8 +30,7 @@ rule prepare_specdec_templates:
     log:
         "logs/specdec/templates/prepare_specdec_templates.log",
     params:
-        sets=study_input("specdec", "template_sets"),
-        templates=study_input("specdec", "template_settings"),
+        job=stage_params("specdec", "prepare_specdec_templates"),
         code_version=CODE_VERSION["prepare_specdec_templates"],
     conda:
         "../environment.yml"
@@ -41,7 +40,7 @@ rule prepare_specdec_templates:
 
 rule finetune_specdec_model:
     input:
-        model=study_input("specdec", "role_model_inputs"),
+        base_model=study_input("specdec", "role_model_inputs"),
         corpus=study_input("specdec", "finetune_corpus"),
         templates="results/specdec/templates/templates.parquet",
     output:
@@ -57,15 +56,7 @@ rule finetune_specdec_model:
     benchmark:
         "benchmarks/specdec/finetune/{role}/finetune_specdec_model.tsv"
     params:
-        model=study_input("specdec", "role_model_ref"),
-        data=lookup(dpath="studies/specdec/finetune_data", within=config, default=None),
-        train=lookup(dpath="studies/specdec/finetune", within=config, default=None),
-        milestones=lookup(
-            dpath="studies/specdec/milestones", within=config, default=None
-        ),
-        seed=lookup(dpath="studies/specdec/seed", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/specdec/finetune/{role}/.scratch/finetune_specdec_model",
+        job=stage_params("specdec", "finetune_specdec_model"),
         code_version=CODE_VERSION["finetune_specdec_model"],
     wildcard_constraints:
         role=SPECDEC_WILDCARDS["role"],
@@ -87,8 +78,7 @@ rule measure_specdec_kl:
     benchmark:
         "benchmarks/specdec/kl/{condition}/measure_specdec_kl.tsv"
     params:
-        pair=study_input("specdec", "condition_pair"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("specdec", "measure_specdec_kl"),
         code_version=CODE_VERSION["measure_specdec_kl"],
     wildcard_constraints:
         condition=SPECDEC_WILDCARDS["condition"],
@@ -111,8 +101,7 @@ rule curve_specdec_kl:
     benchmark:
         "benchmarks/specdec/kl/curve_specdec_kl.tsv"
     params:
-        views=lookup(dpath="studies/specdec/views", within=config, default=None),
-        stats=lookup(dpath="studies/specdec/stats", within=config, default=None),
+        job=stage_params("specdec", "curve_specdec_kl"),
         code_version=CODE_VERSION["curve_specdec_kl"],
     conda:
         "../environment.yml"
@@ -135,9 +124,7 @@ rule measure_specdec_acceptance:
     benchmark:
         "benchmarks/specdec/decode/{condition}/{view}/k{k}_n{n}/measure_specdec_acceptance.tsv"
     params:
-        pair=study_input("specdec", "condition_pair"),
-        decode=study_input("specdec", "decode_settings"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("specdec", "measure_specdec_acceptance"),
         code_version=CODE_VERSION["measure_specdec_acceptance"],
     wildcard_constraints:
         condition=SPECDEC_WILDCARDS["condition"],
@@ -152,7 +139,7 @@ rule measure_specdec_acceptance:
 
 rule score_specdec_toxicity:
     input:
-        study_input("specdec", "toxicity_inputs"),
+        files=study_input("specdec", "toxicity_inputs"),
     output:
         scores=ensure(
             "results/specdec/toxicity/{view}/n{n}/scores.parquet", non_empty=True
@@ -165,10 +152,7 @@ rule score_specdec_toxicity:
     benchmark:
         "benchmarks/specdec/toxicity/{view}/n{n}/score_specdec_toxicity.tsv"
     params:
-        decoded=study_input("specdec", "toxicity_decode_map"),
-        pairs=study_input("specdec", "toxicity_pairs"),
-        settings=study_input("specdec", "toxicity_settings"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("specdec", "score_specdec_toxicity"),
         code_version=CODE_VERSION["score_specdec_toxicity"],
     wildcard_constraints:
         view=SPECDEC_WILDCARDS["view"],
@@ -195,9 +179,7 @@ rule summarize_specdec_disparity:
     log:
         "logs/specdec/stats/{view}/k{k}_n{n}/summarize_specdec_disparity.log",
     params:
-        decoded=study_input("specdec", "decode_map"),
-        kl=study_input("specdec", "kl_map"),
-        settings=study_input("specdec", "stats_settings"),
+        job=stage_params("specdec", "summarize_specdec_disparity"),
         code_version=CODE_VERSION["summarize_specdec_disparity"],
     wildcard_constraints:
         view=SPECDEC_WILDCARDS["view"],
@@ -224,9 +206,7 @@ rule sample_specdec_acceptance:
     benchmark:
         "benchmarks/specdec/sample/{condition}/{view}/k{k}_n{n}/sample_specdec_acceptance.tsv"
     params:
-        pair=study_input("specdec", "condition_pair"),
-        sampling=study_input("specdec", "sampling_settings"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("specdec", "sample_specdec_acceptance"),
         code_version=CODE_VERSION["sample_specdec_acceptance"],
     wildcard_constraints:
         condition=SPECDEC_WILDCARDS["condition"],
@@ -249,8 +229,7 @@ rule summarize_specdec_sampling:
     log:
         "logs/specdec/sample/{view}/k{k}_n{n}/summarize_specdec_sampling.log",
     params:
-        sampled=study_input("specdec", "sample_map"),
-        settings=study_input("specdec", "sampling_summary_settings"),
+        job=stage_params("specdec", "summarize_specdec_sampling"),
         code_version=CODE_VERSION["summarize_specdec_sampling"],
     wildcard_constraints:
         view=SPECDEC_WILDCARDS["view"],
@@ -260,3 +239,169 @@ rule summarize_specdec_sampling:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize_specdec_sampling.py"
+
+
+# ---- plots (the HTML report: snakemake --report results/report.html)
+#   results/specdec/plots/{view}/k{k}_n{n}/{share_by_category,share_by_identity,disparity_forest,kl_vs_share}.{svg,csv}
+#   results/specdec/plots/kl_curve.{svg,csv}
+#   results/specdec/plots/{view}/n{n}/toxicity.{svg,csv}
+#   results/specdec/plots/{view}/k{k}_n{n}/sampling.{svg,csv}
+
+
+rule plot_specdec_disparity:
+    localrule: True
+    input:
+        summary="results/specdec/stats/{view}/k{k}_n{n}/group_summary.csv",
+        identity_means="results/specdec/stats/{view}/k{k}_n{n}/identity_means.csv",
+        disparity="results/specdec/stats/{view}/k{k}_n{n}/disparity.csv",
+        did="results/specdec/stats/{view}/k{k}_n{n}/did.csv",
+        points="results/specdec/stats/{view}/k{k}_n{n}/per_template.parquet",
+    output:
+        share_by_category_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/share_by_category.svg",
+            caption="../workflow/report/specdec_share_by_category.rst",
+            category="specdec",
+            subcategory="Assistant share",
+            labels={
+                "figure": "share by category",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        share_by_category_csv="results/specdec/plots/{view}/k{k}_n{n}/share_by_category.csv",
+        share_by_identity_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/share_by_identity.svg",
+            caption="../workflow/report/specdec_share_by_identity.rst",
+            category="specdec",
+            subcategory="Assistant share",
+            labels={
+                "figure": "per-identity share",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        share_by_identity_csv="results/specdec/plots/{view}/k{k}_n{n}/share_by_identity.csv",
+        disparity_forest_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/disparity_forest.svg",
+            caption="../workflow/report/specdec_disparity_forest.rst",
+            category="specdec",
+            subcategory="Disparity",
+            labels={
+                "figure": "disparity forest",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        disparity_forest_csv="results/specdec/plots/{view}/k{k}_n{n}/disparity_forest.csv",
+        kl_vs_share_svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/kl_vs_share.svg",
+            caption="../workflow/report/specdec_kl_vs_share.rst",
+            category="specdec",
+            subcategory="KL",
+            labels={"figure": "KL vs share", "view": "{view}", "K": "{k}", "N": "{n}"},
+        ),
+        kl_vs_share_csv="results/specdec/plots/{view}/k{k}_n{n}/kl_vs_share.csv",
+        manifest="results/specdec/plots/{view}/k{k}_n{n}/manifest.json",
+    log:
+        "logs/specdec/plots/{view}/k{k}_n{n}/plot_specdec_disparity.log",
+    params:
+        job=stage_params("specdec", "plot_specdec_disparity"),
+        code_version=CODE_VERSION["plot_specdec_disparity"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        k=r"\d+",
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_disparity.py"
+
+
+rule plot_specdec_kl_curve:
+    localrule: True
+    input:
+        curve="results/specdec/kl/curve.csv",
+    output:
+        svg=report(
+            "results/specdec/plots/kl_curve.svg",
+            caption="../workflow/report/specdec_kl_curve.rst",
+            category="specdec",
+            subcategory="KL",
+            labels={"figure": "KL over fine-tuning"},
+        ),
+        csv="results/specdec/plots/kl_curve.csv",
+        manifest="results/specdec/plots/kl_curve.manifest.json",
+    log:
+        "logs/specdec/plots/plot_specdec_kl_curve.log",
+    params:
+        job=stage_params("specdec", "plot_specdec_kl_curve"),
+        code_version=CODE_VERSION["plot_specdec_kl_curve"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_kl_curve.py"
+
+
+rule plot_specdec_toxicity:
+    localrule: True
+    input:
+        summary="results/specdec/toxicity/{view}/n{n}/summary.csv",
+    output:
+        svg=report(
+            "results/specdec/plots/{view}/n{n}/toxicity.svg",
+            caption="../workflow/report/specdec_toxicity.rst",
+            category="specdec",
+            subcategory="Toxicity",
+            labels={"figure": "toxic rates", "view": "{view}", "N": "{n}"},
+        ),
+        csv="results/specdec/plots/{view}/n{n}/toxicity.csv",
+        manifest="results/specdec/plots/{view}/n{n}/toxicity.manifest.json",
+    log:
+        "logs/specdec/plots/{view}/n{n}/plot_specdec_toxicity.log",
+    params:
+        job=stage_params("specdec", "plot_specdec_toxicity"),
+        code_version=CODE_VERSION["plot_specdec_toxicity"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_toxicity.py"
+
+
+rule plot_specdec_sampling:
+    localrule: True
+    input:
+        acceptance="results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv",
+    output:
+        svg=report(
+            "results/specdec/plots/{view}/k{k}_n{n}/sampling.svg",
+            caption="../workflow/report/specdec_sampling.rst",
+            category="specdec",
+            subcategory="Speculative sampling",
+            labels={
+                "figure": "acceptance vs 1 − TV",
+                "view": "{view}",
+                "K": "{k}",
+                "N": "{n}",
+            },
+        ),
+        csv="results/specdec/plots/{view}/k{k}_n{n}/sampling.csv",
+        manifest="results/specdec/plots/{view}/k{k}_n{n}/sampling.manifest.json",
+    log:
+        "logs/specdec/plots/{view}/k{k}_n{n}/plot_specdec_sampling.log",
+    params:
+        job=stage_params("specdec", "plot_specdec_sampling"),
+        code_version=CODE_VERSION["plot_specdec_sampling"],
+    wildcard_constraints:
+        view=SPECDEC_WILDCARDS["view"],
+        k=r"\d+",
+        n=r"\d+",
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_specdec_sampling.py"

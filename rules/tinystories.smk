@@ -324,3 +324,47 @@ rule summarize_tinystories:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize_tinystories.py"
+
+
+# ---- plots (the HTML report: snakemake --report results/report.html)
+#   results/tinystories/plots/{recovery,probes,deletion_grid}.{svg,csv}   plot_tinystories
+
+
+rule plot_tinystories:
+    localrule: True
+    input:
+        results="results/tinystories/summary/results.csv",
+        recovery="results/tinystories/summary/recovery.csv",
+        probes="results/tinystories/summary/probes.csv",
+    output:
+        recovery_svg=report(
+            "results/tinystories/plots/recovery.svg",
+            caption="../workflow/report/tinystories_recovery.rst",
+            category="tinystories",
+            labels={"figure": "recovery"},
+        ),
+        recovery_csv="results/tinystories/plots/recovery.csv",
+        probes_svg=report(
+            "results/tinystories/plots/probes.svg",
+            caption="../workflow/report/tinystories_probes.rst",
+            category="tinystories",
+            labels={"figure": "probes"},
+        ),
+        probes_csv="results/tinystories/plots/probes.csv",
+        grid_svg=report(
+            "results/tinystories/plots/deletion_grid.svg",
+            caption="../workflow/report/tinystories_deletion_grid.rst",
+            category="tinystories",
+            labels={"figure": "deletion grid"},
+        ),
+        grid_csv="results/tinystories/plots/deletion_grid.csv",
+        manifest="results/tinystories/plots/manifest.json",
+    log:
+        "logs/tinystories/plots/plot_tinystories.log",
+    params:
+        feature=lookup(dpath="studies/tinystories/feature", within=config, default=None),
+        code_version=CODE_VERSION["plot_tinystories"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_tinystories.py"

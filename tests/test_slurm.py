@@ -234,7 +234,8 @@ def strip_volatile(value):
 
 def difference(a: Path, b: Path) -> str | None:
     """How file ``a`` differs from ``b`` (None if equal): tensors bit for bit, JSON and
-    pickled TrainingArguments without VOLATILE_KEYS, tables by value, the rest by bytes."""
+    pickled TrainingArguments without VOLATILE_KEYS, parquet tables by value, CSV tables
+    by bytes or else by value without VOLATILE_KEYS columns, the rest by bytes."""
     if a.suffix == ".safetensors":
         ta, tb = load_file(a), load_file(b)
         unequal = sorted(k for k in ta.keys() & tb.keys() if not torch.equal(ta[k], tb[k]))
@@ -249,8 +250,14 @@ def difference(a: Path, b: Path) -> str | None:
         if isinstance(da, dict) and isinstance(db, dict):
             return f"keys {sorted(k for k in da.keys() | db.keys() if da.get(k) != db.get(k))} differ"
         return "content differs"
-    if a.suffix == ".parquet":
-        return None if pd.read_parquet(a).equals(pd.read_parquet(b)) else "table differs"
+    if a.suffix == ".parquet":  # by value (pyarrow: pandas' equals fails on nested list columns)
+        import pyarrow.parquet as pq
+
+        same = a.read_bytes() == b.read_bytes() or pq.read_table(a).equals(pq.read_table(b))
+        return None if same else "table differs"
+    if a.suffix == ".csv" and a.read_bytes() != b.read_bytes():  # a table of trainer logs holds timings
+        ta, tb = (pd.read_csv(p).drop(columns=list(VOLATILE_KEYS), errors="ignore") for p in (a, b))
+        return None if ta.equals(tb) else "table differs"
     return None if a.read_bytes() == b.read_bytes() else "bytes differ"
 
 

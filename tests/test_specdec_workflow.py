@@ -30,7 +30,7 @@ def test_tiny_run_measures_decodes_and_reports(tiny_run):
         manifest = json.loads(
             (work / DECODE.format(condition=condition).replace(".parquet", ".manifest.json")).read_text()
         )
-        assert manifest["results"]["hf_mismatches"] == 0 and manifest["params"]["decode"]["k"] == 2
+        assert manifest["results"]["hf_mismatches"] == 0 and manifest["params"]["job"]["decode"]["k"] == 2
     disparity = pd.read_csv(work / STATS / "disparity.csv")
     assert set(disparity["level"]) == {"prompt", "identity", "pattern_paired"}
     assert set(disparity["condition"]) == {"base", "ft"} and disparity["p_holm"].between(0, 1).all()

@@ -10,11 +10,12 @@ import torch
 from transformers import AutoTokenizer
 
 from biasdrift import corpora
+from biasdrift.config import from_schema
 from biasdrift.models import ModelSize, build_model
 from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
-MAIN_SIZE = ModelSize(layers=2, heads=2, hidden=32, context=64, dropout=0.0)
-ASSISTANT_SIZE = ModelSize(layers=1, heads=2, hidden=16, context=64, dropout=0.0)
+MAIN_SIZE = from_schema(ModelSize, layers=2, heads=2, hidden=32, context=64, dropout=0.0)
+ASSISTANT_SIZE = from_schema(ModelSize, layers=1, heads=2, hidden=16, context=64, dropout=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def world_texts(n_documents: int = 300) -> list[str]:
 
 
 def make_tokenizer(path: Path, texts: list[str] | None = None, vocab_size: int = 300):
-    train_tokenizer(texts or world_texts(), TokenizerConfig(kind="bpe", vocab_size=vocab_size), path)
+    train_tokenizer(texts or world_texts(), from_schema(TokenizerConfig, kind="bpe", vocab_size=vocab_size), path)
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 

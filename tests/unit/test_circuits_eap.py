@@ -35,10 +35,12 @@ ARCHS = ("gpt2", "llama")
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny models run fastest on one thread (and oversubscribed threads are very slow)."""
+    from biasdrift.runtime import set_threads
+
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads(1)
     yield
-    torch.set_num_threads(before)
+    set_threads(before)
 
 
 def build(arch: str, dtype=torch.float64, final_norm: bool = True, seed: int = 0):

@@ -19,6 +19,8 @@ from biasdrift import corpora
 from biasdrift.circuits import analysis, circuit, eap, findings, jobs, labels, metrics, prompts, workflow
 from biasdrift.circuits.generators import NEGATIVE_WORDS, POSITIVE_WORDS, CircuitsWorldParams, world_groups
 from biasdrift.circuits.graph import Graph
+from biasdrift.config import config_from_dict, from_schema
+from biasdrift.runtime import Runtime
 from tests.unit.test_circuits_eap import one_thread  # noqa: F401 - autouse fixture: tiny models on one thread
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,7 +176,9 @@ def test_hf_sentiment_backend_with_a_local_classifier(tmp_path):
     from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
     texts = corpora.generate("neutral_text", {"n_documents": 60}, 0)["text"].tolist()
-    train_tokenizer(texts, TokenizerConfig(kind="wordpiece", vocab_size=200, lowercase=True), tmp_path / "clf")
+    train_tokenizer(
+        texts, from_schema(TokenizerConfig, kind="wordpiece", vocab_size=200, lowercase=True), tmp_path / "clf"
+    )
     torch.manual_seed(0)
     cfg = DistilBertConfig(
         vocab_size=200,
@@ -188,7 +192,7 @@ def test_hf_sentiment_backend_with_a_local_classifier(tmp_path):
     )
     DistilBertForSequenceClassification(cfg).save_pretrained(tmp_path / "clf")
     ref = {"alias": "sst2", "source": "path", "path": str(tmp_path / "clf")}
-    cache = labels.make_sentiment(labels.SentimentConfig(backend="hf", model="sst2"), ref)
+    cache = labels.make_sentiment(from_schema(labels.SentimentConfig, backend="hf", model="sst2"), ref)
     scores = cache.score(["the farmer is so", "the farmer is so"], [" kind", " kind"])
     # the reference: the classifier's own softmax over the joined sentence, signed by the
     # winning label (+P(POSITIVE) or -P(NEGATIVE)), computed without the pipeline
@@ -204,7 +208,7 @@ def test_hf_sentiment_backend_with_a_local_classifier(tmp_path):
     assert scores.shape == (2,) and scores[0] == scores[1] and scores[0] == pytest.approx(expected, abs=1e-5)
     assert cache.backend.texts(["the farmer is so"], [" kind"]) == ["the farmer is so kind"]  # no double space
     with pytest.raises(ValueError, match="do not include 'GOOD'"):
-        labels.make_sentiment(labels.SentimentConfig(backend="hf", positive_label="GOOD"), ref)
+        labels.make_sentiment(from_schema(labels.SentimentConfig, backend="hf", positive_label="GOOD"), ref)
 
 
 def test_lexicon_files_are_checked(tmp_path):
@@ -380,7 +384,7 @@ def test_circuits_world_plants_the_biases():
     again = corpora.generate("circuits_world", {"n_documents": 3000}, 0)
     pd.testing.assert_frame_equal(frame, again)
     text = " ".join(frame.text)
-    truth = world_groups(CircuitsWorldParams())
+    truth = world_groups(from_schema(CircuitsWorldParams))
     lexicon = labels.LexiconSentiment.from_csv(RES / "sentiment_lexicon.csv").polarity
     assert all(lexicon[w] > 0 for w in POSITIVE_WORDS) and all(lexicon[w] < 0 for w in NEGATIVE_WORDS)
     for group in truth["demographic"]["negative"][:3]:
@@ -438,17 +442,17 @@ def test_finetune_learns_reloads_and_is_reproducible(tmp_path):
 
     texts = positive_bias_texts("demographic", ["Zorbian", "Pellish", "Kaldic", "Andarin"])
     corpus = texts + corpora.generate("neutral_text", {"n_documents": 50}, 0)["text"].tolist()
-    train_tokenizer(corpus, TokenizerConfig(kind="bpe", vocab_size=300), tmp_path / "base")
+    train_tokenizer(corpus, from_schema(TokenizerConfig, kind="bpe", vocab_size=300), tmp_path / "base")
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "base")
     torch.manual_seed(0)
-    build_model("gpt2", ModelSize(layers=1, heads=2, hidden=32, context=32, dropout=0.0), tok).save_pretrained(
-        tmp_path / "base"
-    )
+    build_model(
+        "gpt2", from_schema(ModelSize, layers=1, heads=2, hidden=32, context=32, dropout=0.0), tok
+    ).save_pretrained(tmp_path / "base")
     ref = {"alias": "base", "source": "path", "path": str(tmp_path / "base")}
-    cfg = FinetuneConfig(
-        epochs=10, batch_size=8, learning_rate=1e-2, warmup_ratio=0.1, save_steps=1000, logging_steps=1
+    cfg = from_schema(
+        FinetuneConfig, epochs=10, batch_size=8, learning_rate=1e-2, warmup_ratio=0.1, save_steps=1000, logging_steps=1
     )
     outs = []
     for run in ("a", "b"):
@@ -459,6 +463,8 @@ def test_finetune_learns_reloads_and_is_reproducible(tmp_path):
             metrics_path=tmp_path / f"{run}.json",
             scratch_dir=tmp_path / f".scratch/{run}",
             cfg=cfg,
+            valid_fraction=0.1,
+            max_length=128,
             seed=0,
             device="cpu",
             run_info={},
@@ -481,15 +487,15 @@ def test_finetune_trains_fp32_master_weights_of_a_half_precision_checkpoint(tmp_
     from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
     texts = positive_bias_texts("demographic", ["Zorbian", "Pellish"])
-    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=120), tmp_path / "base")
+    train_tokenizer(texts, from_schema(TokenizerConfig, kind="bpe", vocab_size=120), tmp_path / "base")
     tok = AutoTokenizer.from_pretrained(tmp_path / "base")
     torch.manual_seed(0)
-    base = build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=32, dropout=0.0), tok)
+    base = build_model("gpt2", from_schema(ModelSize, layers=1, heads=2, hidden=16, context=32, dropout=0.0), tok)
     base.to(torch.bfloat16).save_pretrained(tmp_path / "base")
     stored = load_file(tmp_path / "base" / "model.safetensors")
     assert {t.dtype for t in stored.values()} == {torch.bfloat16}
     ref = {"alias": "base", "source": "path", "path": str(tmp_path / "base")}
-    cfg = FinetuneConfig(max_steps=2, batch_size=4, learning_rate=1e-5, save_steps=1000, logging_steps=1)
+    cfg = from_schema(FinetuneConfig, max_steps=2, batch_size=4, learning_rate=1e-5, save_steps=1000, logging_steps=1)
     finetune_causal_lm(
         model_ref=ref,
         texts=texts,
@@ -497,6 +503,8 @@ def test_finetune_trains_fp32_master_weights_of_a_half_precision_checkpoint(tmp_
         metrics_path=tmp_path / "m.json",
         scratch_dir=tmp_path / ".scratch",
         cfg=cfg,
+        valid_fraction=0.1,
+        max_length=128,
         seed=0,
         device="cpu",
         run_info={},
@@ -612,16 +620,45 @@ def test_input_functions_reject_bad_targets(demo_config, monkeypatch):
     )  # demo eap.split
 
 
+def labeling(cfg: dict | None = None) -> jobs.Labeling:
+    """The labeling of a validated config (the demo's when None: lexicon sentiment)."""
+    if cfg is None:
+        sentiment = from_schema(labels.SentimentConfig)
+        return jobs.Labeling(sentiment, None, str(RES / "gender_terms.csv"), 10)
+    return config_from_dict(jobs.Labeling, workflow.label_params(cfg), "labeling")
+
+
+def circuit_job(ref: dict, bias: str, metric: str, eap_=None, labeling_=None) -> jobs.DiscoverCircuitJob:
+    """A discover_circuit job of template DSS1, C1, split pos."""
+    return jobs.DiscoverCircuitJob(
+        model=ref,
+        eap=eap_ or from_schema(jobs.EAPConfig),
+        split="pos",
+        labeling=labeling_ or labeling(),
+        bias=bias,
+        template="dss1",
+        corruption="c1",
+        metric=metric,
+        runtime=Runtime(device="cpu", deterministic=False),
+        seed=0,
+    )
+
+
+def circuit_outputs(folder: Path) -> dict[str, str]:
+    names = ("edge_scores.parquet", "top_edges.txt", "circuit.json", "results.txt", "results.json")
+    keys = ("scores", "top_edges", "circuit", "results", "results_json")
+    return {k: str(folder / n) for k, n in zip(keys, names, strict=True)}
+
+
 def test_empty_split_is_named_before_any_model_loads(tmp_path):
     path = tmp_path / "demographic_dss1_c1_pos.csv"
     path.write_text("example,group,clean,corrupted\n")
     ref = {"alias": "never-loaded", "source": "path", "path": str(tmp_path / "missing")}
-    common = {"model_ref": ref, "prompts_csv": path, "bias": "demographic", "template": "dss1", "corruption": "c1"}
-    common.update(label_params={}, device="cpu", outputs={}, title_model="m")
+    files = {"model": [], "prompts": str(path), "labels": [], "threads": 1, **circuit_outputs(tmp_path)}
     with pytest.raises(jobs.EmptySplitError, match=r"holds no prompt .* split 'pos'"):
-        jobs.discover_circuit(metric_name="m2", eap_params={"split": "pos"}, **common)
+        jobs.discover_circuit(circuit_job(ref, "demographic", "m2"), **files)
     with pytest.raises(ValueError, match="metric 'g2' is not defined for demographic"):
-        jobs.discover_circuit(metric_name="g2", eap_params={}, **common)
+        jobs.discover_circuit(circuit_job(ref, "demographic", "g2"), **files)
 
 
 # --------------------------------------------------------------------------- demo claims
@@ -682,14 +719,14 @@ def test_ablation_reads_the_saved_scores_and_never_reruns_eap(tmp_path, demo_con
     from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
     monkeypatch.chdir(REPO)
-    label_params = workflow.label_params(validated(demo_config), None)
+    labeled = labeling(validated(demo_config))
     nations = ["Zorbian", "Pellish", "Kaldic", "Andarin"]
     corpus = positive_bias_texts("demographic", nations) + [
         f"The {n} people are so {w}" for n in nations for w in NEGATIVE_WORDS
     ]
-    train_tokenizer(corpus * 3, TokenizerConfig(kind="bpe", vocab_size=300), tmp_path / "m")
+    train_tokenizer(corpus * 3, from_schema(TokenizerConfig, kind="bpe", vocab_size=300), tmp_path / "m")
     torch.manual_seed(0)
-    size = ModelSize(layers=1, heads=2, hidden=32, context=32, dropout=0.0)
+    size = from_schema(ModelSize, layers=1, heads=2, hidden=32, context=32, dropout=0.0)
     build_model("gpt2", size, AutoTokenizer.from_pretrained(tmp_path / "m")).save_pretrained(tmp_path / "m")
     ref = {"alias": "m", "source": "path", "path": str(tmp_path / "m")}
     rows = [
@@ -697,19 +734,11 @@ def test_ablation_reads_the_saved_scores_and_never_reruns_eap(tmp_path, demo_con
         for i, n in enumerate(nations)
     ]
     pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
-    common = {"model_ref": ref, "prompts_csv": tmp_path / "p.csv", "label_params": label_params, "device": "cpu"}
-    common["eap_params"] = {"split": "pos", "n_edges": 5, "batch_size": 2}
-    names = ("edge_scores.parquet", "top_edges.txt", "circuit.json", "results.txt", "results.json")
-    out = dict(
-        zip(
-            ("scores", "top_edges", "circuit", "results", "results_json"),
-            (str(tmp_path / n) for n in names),
-            strict=True,
-        )
-    )
-    jobs.discover_circuit(
-        bias="demographic", template="dss1", corruption="c1", metric_name="m1", outputs=out, title_model="m", **common
-    )
+    eap_cfg = from_schema(jobs.EAPConfig, n_edges=5, batch_size=2)
+    job = circuit_job(ref, "demographic", "m1", eap_=eap_cfg, labeling_=labeled)
+    common = {"model": [], "prompts": str(tmp_path / "p.csv"), "labels": [], "threads": 1}
+    out = circuit_outputs(tmp_path)
+    jobs.discover_circuit(job, **common, **out)
     result = json.loads(Path(out["results_json"]).read_text())
 
     def no_eap(*_args, **_kwargs):
@@ -717,14 +746,18 @@ def test_ablation_reads_the_saved_scores_and_never_reruns_eap(tmp_path, demo_con
 
     monkeypatch.setattr(eap, "attribute", no_eap)
     abl = {k: str(tmp_path / f"{k}.out") for k in ("ablation", "faithfulness", "exact", "exact_json")}
-    jobs.ablate_circuit(
-        scores_path=out["scores"],
+    ablate_job = jobs.AblateCircuitJob(
+        model=ref,
+        eap=eap_cfg,
+        split="pos",
+        labeling=labeled,
         levels=[0, 3, 10_000],
         exact_check=True,
         exact_check_max_edges=1000,
-        outputs=abl,
-        **common,
+        runtime=job.runtime,
+        seed=0,
     )
+    jobs.ablate_circuit(ablate_job, scores=out["scores"], **common, **abl)
     curve = pd.read_csv(abl["ablation"])
     n_edges = len(circuit.read_scores(out["scores"])[0])
     assert curve.edges_removed.tolist() == [0, 3, n_edges]

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from biasdrift.circuits import eap, jobs, tasks
-from biasdrift.circuits.tasks import TaskError, discover_task_circuit, read_task
+from biasdrift.circuits.tasks import TaskError, read_task
+from biasdrift.config import from_schema
+from biasdrift.runtime import Runtime
 
 NEG = ["Zorbian", "Quellish", "Marovian", "Tessaric"]
 POS = ["Lumarian", "Pellish", "Andarin", "Soravian"]
@@ -28,9 +30,9 @@ def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("task-model")
     corpus = [f"{n} people are so {w}" for n in NEG for w in ("lazy", "rude")]
     corpus += [f"{n} people are so {w}" for n in POS for w in ("kind", "honest")]
-    train_tokenizer(corpus * 20, TokenizerConfig(kind="bpe", vocab_size=400), root)
+    train_tokenizer(corpus * 20, from_schema(TokenizerConfig, kind="bpe", vocab_size=400), root)
     torch.manual_seed(0)
-    size = ModelSize(layers=2, heads=2, hidden=32, context=32, dropout=0.0)
+    size = from_schema(ModelSize, layers=2, heads=2, hidden=32, context=32, dropout=0.0)
     build_model("gpt2", size, AutoTokenizer.from_pretrained(root)).save_pretrained(root)
     return root
 
@@ -49,15 +51,15 @@ def run(tmp_path, model_dir, task_tsv, **eap):
     ref = {"alias": "m", "source": "path", "path": str(model_dir)}
     names = ("scores", "top_edges", "faithfulness", "results_json")
     outputs = {k: str(tmp_path / f"{k}.out") for k in names}
-    result = discover_task_circuit(
-        model_ref=ref,
-        task_tsv=task_tsv,
-        task="mine",
-        eap_params={"batch_size": 3, "n_edges": 8, **eap},
+    job = jobs.DiscoverTaskCircuitJob(
+        model=ref,
+        task_name="mine",
+        eap=from_schema(jobs.EAPConfig, batch_size=3, n_edges=8, **eap),
         sizes=[2, 8, 10_000],
-        device="cpu",
-        outputs=outputs,
+        runtime=Runtime(device="cpu", deterministic=False),
+        seed=0,
     )
+    result = jobs.discover_task_circuit(job, model=[], task=str(task_tsv), threads=1, **outputs)
     return result, outputs, ref
 
 

@@ -14,6 +14,7 @@ import torch
 import transformers
 
 from biasdrift import corpora, models
+from biasdrift.config import from_schema
 from biasdrift.tokenization import TokenizerConfig, train_tokenizer, wordpiece_vocab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +33,9 @@ def tokenizers(texts, tmp_path_factory):
     out = {}
     for kind in ("bpe", "wordpiece"):
         path = tmp_path_factory.mktemp(kind) / "tok"
-        train_tokenizer(texts, TokenizerConfig(kind=kind, vocab_size=300, lowercase=kind == "wordpiece"), path)
+        train_tokenizer(
+            texts, from_schema(TokenizerConfig, kind=kind, vocab_size=300, lowercase=kind == "wordpiece"), path
+        )
         out[kind] = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     return out
 
@@ -55,9 +58,9 @@ def test_wordpiece_tokenizer_adds_cls_sep(tokenizers):
 
 def test_tokenizer_needs_text(tmp_path):
     with pytest.raises(ValueError, match="empty corpus"):
-        train_tokenizer(["", "  "], TokenizerConfig(kind="bpe"), tmp_path / "t")
+        train_tokenizer(["", "  "], from_schema(TokenizerConfig, kind="bpe"), tmp_path / "t")
     with pytest.raises(ValueError, match="unknown tokenizer kind 'spm'"):
-        train_tokenizer(["a"], TokenizerConfig(kind="spm"), tmp_path / "t")
+        train_tokenizer(["a"], from_schema(TokenizerConfig, kind="spm"), tmp_path / "t")
 
 
 @pytest.mark.parametrize("arch", sorted(ARCH_KIND))
@@ -65,7 +68,9 @@ def test_build_save_and_reload_like_a_hub_model(arch, tokenizers, tmp_path):
     tok_kind, kind = ARCH_KIND[arch]
     tok = tokenizers[tok_kind]
     torch.manual_seed(0)
-    size = models.ModelSize(layers=2, heads=4, kv_heads=2 if arch == "llama" else None, hidden=32, context=64)
+    size = from_schema(
+        models.ModelSize, layers=2, heads=4, kv_heads=2 if arch == "llama" else None, hidden=32, context=64
+    )
     model = models.build_model(arch, size, tok).eval()
     out = tmp_path / arch
     model.save_pretrained(out)
@@ -81,7 +86,7 @@ def test_build_save_and_reload_like_a_hub_model(arch, tokenizers, tmp_path):
 
 
 def test_llama_uses_grouped_query_attention(tokenizers):
-    size = models.ModelSize(layers=1, heads=4, kv_heads=2, hidden=32, context=32)
+    size = from_schema(models.ModelSize, layers=1, heads=4, kv_heads=2, hidden=32, context=32)
     model = models.build_model("llama", size, tokenizers["bpe"])
     attn = model.model.layers[0].self_attn
     head_dim = 32 // 4
@@ -92,9 +97,9 @@ def test_llama_uses_grouped_query_attention(tokenizers):
 
 def test_sizes_are_checked():
     with pytest.raises(ValueError, match="not divisible by heads"):
-        models.ModelSize(hidden=30, heads=4)
+        from_schema(models.ModelSize, hidden=30, heads=4)
     with pytest.raises(ValueError, match="kv_heads=3 does not divide heads=4"):
-        models.ModelSize(heads=4, kv_heads=3)
+        from_schema(models.ModelSize, heads=4, kv_heads=3)
     with pytest.raises(KeyError, match="unknown architecture 'gpt5'"):
         models.get_architecture("gpt5")
 
@@ -178,8 +183,10 @@ def test_wordpiece_training_is_the_same_in_every_process(tmp_path):
     script = (
         "import sys; from biasdrift import corpora;"
         "from biasdrift.tokenization import TokenizerConfig, train_tokenizer;"
+        "from biasdrift.config import from_schema;"
         "texts = corpora.generate('neutral_text', {'n_documents': 300}, 0)['text'].tolist();"
-        "train_tokenizer(texts, TokenizerConfig(kind='wordpiece', vocab_size=300, lowercase=True), sys.argv[1])"
+        "cfg = from_schema(TokenizerConfig, kind='wordpiece', vocab_size=300, lowercase=True);"
+        "train_tokenizer(texts, cfg, sys.argv[1])"
     )
     outs = []
     for i in range(2):

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from biasdrift.config import ConfigError, load_schema, validate_config
+from biasdrift.config import ConfigError, from_schema, load_schema, validate_config
 from biasdrift.data import DataError
 from biasdrift.politune import plots, probe, summary
 from biasdrift.politune import workflow as wf
 
 REPO = Path(__file__).resolve().parents[2]
-PC = probe.CompassConfig(statements=None)  # the published constants: 0.38 + sum / 8, 2.41 + sum / 19.5
+PC = from_schema(probe.CompassConfig, statements=None)  # the published constants: 0.38 + sum / 8, 2.41 + sum / 19.5
 # four made-up statements, one weight per answer 0 (strongly disagree) .. 3 (strongly agree)
 WEIGHTS = {
     "e1": ("economic", "left", (7, 5, 0, -2)),
@@ -79,7 +79,9 @@ def test_flipping_one_answer_moves_its_axis_by_the_weight_difference():
 
 
 def test_other_constants_and_samples():
-    cfg = probe.CompassConfig(economic_offset=1.0, economic_divisor=2.0, social_offset=0.0, social_divisor=4.0)
+    cfg = from_schema(
+        probe.CompassConfig, economic_offset=1.0, economic_divisor=2.0, social_offset=0.0, social_divisor=4.0
+    )
     sheets = pd.concat([sheet({"e1": 0, "s1": 3}, 0), sheet({"e1": 1, "s1": 3}, 1)])
     coords = probe.compass_coordinates(sheets, cfg)
     assert coords["economic"].tolist() == [1.0 + 7 / 2.0, 1.0 + 5 / 2.0] and coords["social"].tolist() == [1.0, 1.0]
@@ -95,7 +97,7 @@ def test_unparsed_answers_add_nothing_and_are_counted():
 
 
 def test_coordinates_are_clipped_to_the_compass():
-    heavy = probe.CompassConfig(economic_divisor=0.1, statements=None)
+    heavy = from_schema(probe.CompassConfig, economic_divisor=0.1, statements=None)
     coords = probe.compass_coordinates(sheet({"e1": 0, "s1": 3}), heavy).iloc[0]
     assert coords["economic"] == 10.0 and coords["clipped"]
 
@@ -135,7 +137,7 @@ def test_weights_and_the_count_are_required_with_the_compass(tmp_path):
         probe.read_statements(path, PC)
     assert len(probe.read_statements(path)) == 4  # the item scores alone need no weights
     with pytest.raises(DataError, match=r"4 statements, but probe\.compass\.statements expects 62"):
-        probe.read_statements(statements_file(path), probe.CompassConfig())
+        probe.read_statements(statements_file(path), from_schema(probe.CompassConfig))
 
 
 # --------------------------------------------------------------------------- config and parse-time checks
@@ -227,7 +229,13 @@ def test_summary_reports_both_coordinates_of_base_and_runs(tmp_path):
         "steps": [1],
         "select": "final",
         "select_step": None,
-        "compass": {"economic_offset": 0.38, "economic_divisor": 8.0, "social_offset": 2.41, "social_divisor": 19.5},
+        "compass": {
+            "economic_offset": 0.38,
+            "economic_divisor": 8.0,
+            "social_offset": 2.41,
+            "social_divisor": 19.5,
+            "statements": 62,
+        },
         "bootstrap": 50,
         "confidence": 0.95,
         "seed": 0,

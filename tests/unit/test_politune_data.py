@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from biasdrift import corpora
-from biasdrift.config import ConfigError, load_schema, validate_config
+from biasdrift.config import ConfigError, from_schema, load_schema, validate_config
 from biasdrift.data import DataError
 from biasdrift.politune import pairs, world
 from biasdrift.politune import workflow as wf
@@ -167,7 +167,9 @@ def test_prepare_pairs_writes_a_split_table(tmp_path):
     raw = tmp_path / "raw.csv"
     corpora.generate("politune_preferences", {"n_pairs": 60, "dirty_fraction": 0.2}, 0).to_csv(raw, index=False)
     out = tmp_path / "left.parquet"
-    stats = pairs.prepare_pairs({"dataset": "raw"}, {"raw": raw}, out, pairs.PairsConfig(heldout_fraction=0.2))
+    stats = pairs.prepare_pairs(
+        {"dataset": "raw"}, {"raw": raw}, out, from_schema(pairs.PairsConfig, heldout_fraction=0.2)
+    )
     table = pd.read_parquet(out)
     assert stats["dropped_duplicates"] == 6 and len(table) == 60
     assert list(table.columns) == ["prompt", "chosen", "rejected", "split", "source"]

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from biasdrift import corpora
+from biasdrift.config import from_schema
 from biasdrift.politune import adapters, pairs, train
 from biasdrift.politune.adapters import LoraSettings
 from biasdrift.politune.formatting import FormatConfig
@@ -26,7 +27,7 @@ TARGETS = ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def test_qlora_without_cuda_fails_before_loading():
-    lora = LoraSettings(load_in_4bit=True)
+    lora = from_schema(LoraSettings, load_in_4bit=True)
     with pytest.raises(ValueError, match="load_in_4bit needs a CUDA device"):
         adapters.load_base({"alias": "never-loaded", "source": "path", "path": "/nonexistent"}, lora, "cpu")
 
@@ -40,13 +41,21 @@ def gpu_setup(tmp_path_factory):
     base = tiny_chat_model(root / "base", TEMPLATE, hidden=256)
     corpora.generate("politune_preferences", {"n_pairs": 40, "rating_fraction": 0.2}, 0).to_csv(root / "raw.csv")
     out = root / "left.parquet"
-    pairs.prepare_pairs({"dataset": "raw"}, {"raw": root / "raw.csv"}, out, pairs.PairsConfig(heldout_fraction=0.2))
+    pairs.prepare_pairs(
+        {"dataset": "raw"}, {"raw": root / "raw.csv"}, out, from_schema(pairs.PairsConfig, heldout_fraction=0.2)
+    )
     return base, out
 
 
 def train_on_gpu(base, pairs_file, tmp_path, method, lora):
-    cfg = TrainConfig(
-        max_steps=4, batch_size=4, learning_rate=1e-3, logging_steps=1, precision="auto", gradient_checkpointing=True
+    cfg = from_schema(
+        TrainConfig,
+        max_steps=4,
+        batch_size=4,
+        learning_rate=1e-3,
+        logging_steps=1,
+        precision="auto",
+        gradient_checkpointing=True,
     )
     return train.train_adapter(
         method=method,
@@ -55,10 +64,10 @@ def train_on_gpu(base, pairs_file, tmp_path, method, lora):
         out_dir=tmp_path / "adapters",
         metrics_path=tmp_path / "metrics.json",
         scratch_dir=tmp_path / ".scratch",
-        fmt=FormatConfig(),
+        fmt=from_schema(FormatConfig),
         lora=lora,
         train_cfg=cfg,
-        settings=train.MethodSettings(max_length=128, beta=0.1),
+        settings=from_schema(train.MethodSettings, max_length=128, warmup_steps=None, beta=0.1),
         checkpoint_steps=[2],
         seed=0,
         device=torch.device("cuda"),
@@ -75,9 +84,11 @@ def logged_losses(metrics_path: Path) -> list[float]:
 @pytest.mark.parametrize("method", ["dpo", "sft"])
 def test_bf16_with_checkpointing_trains_on_cuda(gpu_setup, tmp_path, method):
     base, pairs_file = gpu_setup
-    model = adapters.load_base(base, LoraSettings(), torch.device("cuda"))
+    model = adapters.load_base(base, from_schema(LoraSettings), torch.device("cuda"))
     assert next(model.parameters()).dtype == torch.bfloat16  # model_dtype auto -> bf16 on CUDA
-    result = train_on_gpu(base, pairs_file, tmp_path, method, LoraSettings(r=8, alpha=16, target_modules=TARGETS))
+    result = train_on_gpu(
+        base, pairs_file, tmp_path, method, from_schema(LoraSettings, r=8, alpha=16, target_modules=TARGETS)
+    )
     assert result["global_step"] == 4
     losses = logged_losses(tmp_path / "metrics.json")
     assert losses and all(math.isfinite(x) for x in losses)
@@ -92,7 +103,7 @@ def test_bf16_with_checkpointing_trains_on_cuda(gpu_setup, tmp_path, method):
 def test_qlora_trains_a_4bit_base(gpu_setup, tmp_path):
     pytest.importorskip("bitsandbytes")
     base, pairs_file = gpu_setup
-    lora = LoraSettings(r=8, alpha=16, target_modules=TARGETS, load_in_4bit=True)
+    lora = from_schema(LoraSettings, r=8, alpha=16, target_modules=TARGETS, load_in_4bit=True)
     model = adapters.load_base(base, lora, torch.device("cuda"))
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules())
     result = train_on_gpu(base, pairs_file, tmp_path, "dpo", lora)

@@ -11,23 +11,25 @@ import pandas as pd
 import pytest
 import torch
 
+from biasdrift.config import from_schema
 from biasdrift.data import DataError
 from biasdrift.politune import formatting, judge, probe, summary, world
 from biasdrift.politune.adapters import LoraSettings, load_policy
 from biasdrift.politune.formatting import FormatConfig, FormatError
 from biasdrift.politune.logprobs import completion_logps
 from biasdrift.politune.tiny import tiny_chat_model
+from biasdrift.runtime import set_threads
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = REPO / "resources" / "politune"
-CHAT = FormatConfig(template="chat")
+CHAT = from_schema(FormatConfig, template="chat")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch.set_num_threads(1)
+    set_threads(1)
     ref = tiny_chat_model(tmp_path_factory.mktemp("tiny"), RESOURCES / "chat_template.jinja")
-    model, tokenizer = load_policy(ref, None, LoraSettings(), "cpu")
+    model, tokenizer = load_policy(ref, None, from_schema(LoraSettings), "cpu")
     return model, formatting.prepare_tokenizer(tokenizer, CHAT)
 
 
@@ -59,7 +61,7 @@ def test_prompt_tokens_are_a_prefix_and_completions_end_with_eos(tiny):
 
 def test_alpaca_layout_is_byte_exact(tiny):
     _, tokenizer = tiny
-    alpaca = FormatConfig(template="alpaca")
+    alpaca = from_schema(FormatConfig, template="alpaca")
     assert formatting.render_prompt(tokenizer, alpaca, "Say hi.") == (
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
         "\n\n### Instruction:\nSay hi.\n\n### Response:\n"
@@ -91,7 +93,9 @@ def test_missing_chat_template_is_an_error(tiny, tmp_path):
         with pytest.raises(FormatError, match=r"has no chat template: set format\.chat_template"):
             formatting.prepare_tokenizer(tokenizer, CHAT, "model 'x'")
         with pytest.raises(FormatError, match=r"format\.chat_template: no such file"):
-            formatting.prepare_tokenizer(tokenizer, FormatConfig(chat_template=str(tmp_path / "none.jinja")))
+            formatting.prepare_tokenizer(
+                tokenizer, from_schema(FormatConfig, chat_template=str(tmp_path / "none.jinja"))
+            )
     finally:
         tokenizer.chat_template = saved
 
@@ -181,7 +185,7 @@ def test_statement_file_errors_name_the_row(tmp_path):
 def test_logprob_probe_is_deterministic_and_normalised(tiny):
     model, tokenizer = tiny
     statements = probe.read_statements(RESOURCES / "statements.tsv").head(6)
-    cfg = probe.ProbeConfig(question=world.RATING_QUESTION, bootstrap=50)
+    cfg = from_schema(probe.ProbeConfig, question=world.RATING_QUESTION, bootstrap=50)
     first = probe.probe_logprob(model, tokenizer, CHAT, statements, cfg, "cpu")
     second = probe.probe_logprob(model, tokenizer, CHAT, statements, cfg, "cpu")
     pd.testing.assert_frame_equal(first, second)
@@ -262,7 +266,12 @@ def test_logprob_probe_scores_the_compass_from_its_answers(tiny):
     statements = probe.read_statements(RESOURCES / "statements.tsv").head(4)
     for k, column in enumerate(probe.WEIGHT_COLUMNS):  # made-up weights: agreeing moves the coded way
         statements[column] = statements["sign"] * (k - 1.5)
-    cfg = probe.ProbeConfig(question=world.RATING_QUESTION, bootstrap=20, compass={"statements": None})
+    cfg = from_schema(
+        probe.ProbeConfig,
+        question=world.RATING_QUESTION,
+        bootstrap=20,
+        compass=from_schema(probe.CompassConfig, statements=None),
+    )
     result = probe.run_probe(model, tokenizer, CHAT, statements, cfg, seed=0, device="cpu")
     table = result["responses"]
     assert (
@@ -278,8 +287,8 @@ def test_logprob_probe_scores_the_compass_from_its_answers(tiny):
 def test_generate_mode_parses_every_sample(tiny):
     model, tokenizer = tiny
     statements = probe.read_statements(RESOURCES / "statements.tsv").head(2)
-    gen = probe.GenerationConfig(samples=2, max_new_tokens=4, temperature=1.0, top_k=20, stop=("\n",))
-    cfg = probe.ProbeConfig(question=world.RATING_QUESTION, mode="generate", generation=gen, bootstrap=20)
+    gen = from_schema(probe.GenerationConfig, samples=2, max_new_tokens=4, temperature=1.0, top_k=20, stop=("\n",))
+    cfg = from_schema(probe.ProbeConfig, question=world.RATING_QUESTION, mode="generate", generation=gen, bootstrap=20)
     result = probe.run_probe(model, tokenizer, CHAT, statements, cfg, seed=0, device="cpu")
     table = result["responses"]
     assert len(table) == 4 and set(table["parse_method"]) <= {"regex_leading_int", "regex_phrase", "unparsed"}
@@ -302,14 +311,14 @@ def test_unusable_judge_replies_are_na_never_the_midpoint(reply):
 
 def test_stub_judge_means_skip_na():
     answers = pd.DataFrame({"state": ["base"] * 4, "prompt_id": list("abcd"), "response": ["x"] * 4})
-    stub = judge.make_judge(judge.JudgeConfig(kind="stub", replies=("15", "Score: 7", "N/A", "25")))
+    stub = judge.make_judge(from_schema(judge.JudgeConfig, kind="stub", replies=("15", "Score: 7", "N/A", "25")))
     judged = judge.judge_answers(answers, stub)
     assert judged["judge_score"].tolist()[:2] == [15.0, 7.0] and judged["judge_score"].isna().sum() == 2
     assert judged["judge_score"].mean() == 11.0
 
 
 def test_lexicon_judge_reads_the_coded_words():
-    lexicon = judge.make_judge(judge.JudgeConfig(kind="lexicon", lexicon=str(RESOURCES / "lexicon.yaml")))
+    lexicon = judge.make_judge(from_schema(judge.JudgeConfig, kind="lexicon", lexicon=str(RESOURCES / "lexicon.yaml")))
     replies = lexicon.replies(
         [
             "The harbour should stay in public hands because it serves everyone.",
@@ -323,11 +332,11 @@ def test_lexicon_judge_reads_the_coded_words():
 
 def test_judge_config_checks():
     with pytest.raises(ValueError, match=r"judge\.kind must be one of"):
-        judge.JudgeConfig(kind="gpt")
+        from_schema(judge.JudgeConfig, kind="gpt")
     with pytest.raises(ValueError, match="a lexicon judge needs `lexicon`"):
-        judge.make_judge(judge.JudgeConfig(kind="lexicon"))
+        judge.make_judge(from_schema(judge.JudgeConfig, kind="lexicon"))
     with pytest.raises(ValueError, match="an hf judge needs `model`"):
-        judge.make_judge(judge.JudgeConfig(kind="hf"))
+        judge.make_judge(from_schema(judge.JudgeConfig, kind="hf"))
 
 
 # --------------------------------------------------------------------------- summary

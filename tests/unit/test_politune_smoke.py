@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from biasdrift.config import ConfigError, load_schema, validate_config
+from biasdrift.config import ConfigError, from_schema, load_schema, validate_config
 from biasdrift.data import prepare_dataset
 from biasdrift.politune import pairs, probe, smoke
 from biasdrift.politune import workflow as wf
@@ -50,7 +50,9 @@ def test_pair_fixture_is_the_hub_csv_with_its_noise(built, side, tmp_path):
     stats = prepare_dataset({"alias": f"politune-{side}", "path": str(path)}, prepared)
     assert stats["rows_per_split"] == {"train": len(frame)}  # load_dataset of a lone CSV: split train
     out = tmp_path / "pairs.parquet"
-    cleaned = pairs.prepare_pairs({"dataset": "d"}, {"d": prepared}, out, pairs.PairsConfig(heldout_fraction=0.1))
+    cleaned = pairs.prepare_pairs(
+        {"dataset": "d"}, {"d": prepared}, out, from_schema(pairs.PairsConfig, heldout_fraction=0.1)
+    )
     table = pd.read_parquet(out)
     assert cleaned["dropped_duplicates"] >= 2 and (table["split"] == "heldout").sum() >= 2
     assert not table["chosen"].str.startswith(("\n", '"')).any()
@@ -64,12 +66,12 @@ def test_left_and_right_prompts_never_overlap_and_right_rejects_open_with_disagr
 
 def test_statements_fixture_is_the_documented_format(built):
     path = built["pc-statements.tsv"]["path"]
-    table = probe.read_statements(path, probe.CompassConfig())  # 62 rows, weights agree with directions
+    table = probe.read_statements(path, from_schema(probe.CompassConfig))  # 62 rows, weights agree with directions
     assert len(table) == smoke.N_STATEMENTS == 62
     assert table.groupby("page").size().tolist() == list(smoke.PAGES)
     assert set(zip(table["axis"], table["direction"], strict=True)) == set(probe.SIGN)
     weights = table[list(probe.WEIGHT_COLUMNS)].to_numpy()
-    cfg = probe.CompassConfig()
+    cfg = from_schema(probe.CompassConfig)
     for axis in probe.AXES:
         on_axis = weights[(table["axis"] == axis).to_numpy()]
         best, worst = (cfg.offset(axis) + f(on_axis, axis=1).sum() / cfg.divisor(axis) for f in (np.max, np.min))

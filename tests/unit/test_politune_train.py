@@ -25,23 +25,27 @@ import torch
 from safetensors.torch import load_file
 
 from biasdrift import corpora
+from biasdrift.config import from_schema
 from biasdrift.politune import adapters, formatting, pairs, preference, train
 from biasdrift.politune.adapters import AdapterMismatchError, LoraSettings
 from biasdrift.politune.formatting import FormatConfig, FormatError
 from biasdrift.politune.tiny import tiny_chat_model
+from biasdrift.runtime import set_threads
 from biasdrift.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "resources" / "politune" / "chat_template.jinja"
-FMT = FormatConfig(template="chat")
-LORA = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"))
-TRAIN = TrainConfig(max_steps=6, batch_size=4, learning_rate=5e-3, logging_steps=1, save_steps=100)
-DPO = train.MethodSettings(max_length=128, beta=0.1)
+FMT = from_schema(FormatConfig, template="chat")
+LORA = from_schema(
+    LoraSettings, r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
+)
+TRAIN = from_schema(TrainConfig, max_steps=6, batch_size=4, learning_rate=5e-3, logging_steps=1, save_steps=100)
+DPO = from_schema(train.MethodSettings, max_length=128, warmup_steps=None, beta=0.1)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    torch.set_num_threads(1)
+    set_threads(1)
     return tiny_chat_model(tmp_path_factory.mktemp("tiny"), TEMPLATE)
 
 
@@ -50,7 +54,9 @@ def pairs_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("pairs")
     corpora.generate("politune_preferences", {"n_pairs": 40, "rating_fraction": 0.2}, 0).to_csv(root / "raw.csv")
     out = root / "left.parquet"
-    pairs.prepare_pairs({"dataset": "raw"}, {"raw": root / "raw.csv"}, out, pairs.PairsConfig(heldout_fraction=0.2))
+    pairs.prepare_pairs(
+        {"dataset": "raw"}, {"raw": root / "raw.csv"}, out, from_schema(pairs.PairsConfig, heldout_fraction=0.2)
+    )
     return out
 
 
@@ -224,7 +230,7 @@ def test_checkpoint_after_the_last_step_fails_before_training(base, pairs_file, 
 
 
 def test_too_long_prompt_fails_before_training(base, pairs_file, tmp_path):
-    short = train.MethodSettings(max_length=12)
+    short = from_schema(train.MethodSettings, max_length=12, warmup_steps=None)
     with pytest.raises(
         FormatError, match=r"left\.parquet: row 0: the formatted prompt has \d+ tokens, max_length is 12"
     ):
@@ -266,15 +272,17 @@ def test_adapter_on_another_base_is_refused(trained, tmp_path):
 
 # --------------------------------------------------------------------------- kill and resume
 KILL_RUN = dict(
-    lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")),
-    train_cfg=TrainConfig(max_steps=12, batch_size=4, learning_rate=5e-3, save_steps=4, logging_steps=1),
+    lora=from_schema(LoraSettings, r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")),
+    train_cfg=from_schema(TrainConfig, max_steps=12, batch_size=4, learning_rate=5e-3, save_steps=4, logging_steps=1),
     checkpoint_steps=[3, 10],
 )
 SCRIPT = textwrap.dedent(
     """
     import sys, torch
-    torch.set_num_threads(1)
+    from biasdrift.runtime import set_threads
+    set_threads(1)
     from pathlib import Path
+    from biasdrift.config import from_schema
     from biasdrift.politune import train
     from biasdrift.politune.adapters import LoraSettings
     from biasdrift.politune.formatting import FormatConfig
@@ -283,9 +291,13 @@ SCRIPT = textwrap.dedent(
     train.train_adapter(
         method="dpo", ref={"alias": "tiny-0", "source": "path", "path": base}, pairs_path=pairs,
         out_dir=root / "adapters", metrics_path=root / "metrics.json", scratch_dir=root / ".scratch",
-        fmt=FormatConfig(), lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")),
-        train_cfg=TrainConfig(max_steps=12, batch_size=4, learning_rate=5e-3, save_steps=4, logging_steps=1),
-        settings=train.MethodSettings(max_length=128, beta=0.1), checkpoint_steps=[3, 10], seed=0,
+        fmt=from_schema(FormatConfig),
+        lora=from_schema(LoraSettings, r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")),
+        train_cfg=from_schema(
+            TrainConfig, max_steps=12, batch_size=4, learning_rate=5e-3, save_steps=4, logging_steps=1
+        ),
+        settings=from_schema(train.MethodSettings, max_length=128, warmup_steps=None, beta=0.1),
+        checkpoint_steps=[3, 10], seed=0,
         device=torch.device("cpu"),
     )
     """

@@ -11,7 +11,8 @@ import pytest
 import torch
 from specdec_helpers import ASSISTANT_SIZE, MAIN_SIZE, make_model, make_tokenizer, one_thread, prompts
 
-from biasdrift.specdec import decoding
+from biasdrift.config import from_schema
+from biasdrift.specdec import decoding, pairing
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
@@ -126,7 +127,7 @@ def test_identical_assistant_counts_equal_transformers(pair):
 def test_measure_prompts_records_rates_and_checks(trained_pair):
     main, assistant, tok = trained_pair
     templates = pd.DataFrame({"template_id": [f"t{i}" for i in range(6)], "prompt": prompts(6)})
-    cfg = decoding.DecodeConfig(k=3, n=8, hf_check_prompts=3)
+    cfg = from_schema(decoding.DecodeConfig, k=3, n=8, hf_check_prompts=3)
     frame = decoding.measure_prompts(main, assistant, tok, templates, cfg)
     assert frame["greedy_equal"].all() and frame["main_self_agree"].all()
     assert frame["hf_equal"].notna().sum() == 3 and frame["hf_equal"].dropna().all()
@@ -139,7 +140,7 @@ def test_measure_prompts_records_rates_and_checks(trained_pair):
 def test_a_transformers_disagreement_fails_the_job(trained_pair):
     main, assistant, tok = trained_pair
     templates = pd.DataFrame({"template_id": ["t0"], "prompt": prompts(1)})
-    cfg = decoding.DecodeConfig(k=3, n=8, hf_check_prompts=1, near_tie_margin=0.0)
+    cfg = from_schema(decoding.DecodeConfig, k=3, n=8, hf_check_prompts=1, near_tie_margin=0.0)
     frame = decoding.measure_prompts(main, assistant, tok, templates, cfg)
     frame.at[0, "hf_equal"] = False
     with pytest.raises(decoding.SpecdecError, match="disagrees with the own loop"):
@@ -152,11 +153,11 @@ def test_different_tokenizers_are_refused(pair, tmp_path):
     main, assistant, tok = pair
     other = make_tokenizer(tmp_path / "other", [t.upper() for t in world_texts(100)], vocab_size=280)
     with pytest.raises(decoding.SpecdecError, match="the tokenizers differ"):
-        decoding.check_pair(main, assistant, tok, other, ("m", "a"))
+        pairing.check_pair(main, assistant, tok, other, ("m", "a"))
     small = make_model(other, ASSISTANT_SIZE, seed=2)
     with pytest.raises(decoding.SpecdecError, match="output vocabularies differ"):
-        decoding.check_pair(main, small, tok, tok, ("m", "a"))
-    decoding.check_pair(main, assistant, tok, tok, ("m", "a"))
+        pairing.check_pair(main, small, tok, tok, ("m", "a"))
+    pairing.check_pair(main, assistant, tok, tok, ("m", "a"))
 
 
 def test_a_prompt_longer_than_the_context_is_an_error(pair):

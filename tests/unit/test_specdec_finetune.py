@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from specdec_helpers import ASSISTANT_SIZE, MAIN_SIZE, make_model, make_tokenizer, one_thread, path_ref, prompts
 
 from biasdrift import corpora
+from biasdrift.config import from_schema
 from biasdrift.specdec.finetune import (
     FinetuneDataConfig,
     MilestoneConfig,
@@ -58,9 +59,9 @@ def _finetune(root: Path, role: str, out: Path, **train) -> dict:
         role=role,
         model_ref=path_ref(role, root / role),
         corpus_path=root / "news.parquet",
-        data_cfg=FinetuneDataConfig(dataset="news", max_length=32, eval_split="test"),
-        train_cfg=TrainConfig(**{**TRAIN, **train}),
-        milestone_cfg=MilestoneConfig(**MILESTONES),
+        data_cfg=from_schema(FinetuneDataConfig, dataset="news", max_length=32, eval_split="test"),
+        train_cfg=from_schema(TrainConfig, **{**TRAIN, **train}),
+        milestone_cfg=from_schema(MilestoneConfig, **MILESTONES),
         prompts=prompts(10),
         out_model=out / "model",
         out_epochs=out / "epochs",
@@ -129,7 +130,9 @@ def test_kl_curve_over_the_milestones(tuned, tmp_path):
     ]
     tsv = tmp_path / "t.tsv"
     pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
-    build_templates([("t", tsv)], TemplateConfig(categories=["female", "male"])).to_parquet(tmp_path / "t.parquet")
+    build_templates([("t", tsv)], from_schema(TemplateConfig, categories=["female", "male"])).to_parquet(
+        tmp_path / "t.parquet"
+    )
     kl_curve(
         main_dir=tuned["main"] / "milestones",
         assistant_dir=tuned["assistant"] / "milestones",

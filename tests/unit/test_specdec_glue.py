@@ -117,11 +117,11 @@ def test_decode_params_do_not_change_when_another_k_is_added(monkeypatch):
     monkeypatch.chdir(REPO)
     cfg = bdc.validate_config(demo(), SCHEMA)
     wc = SimpleNamespace(condition="base", view="clean_binary", k="3", n="10")
-    before = repr(wf.decode_settings(cfg, wc))
+    before = repr(wf.measure_specdec_acceptance(cfg, wc))
     cfg["studies"]["specdec"]["decode"]["k"] = [3, 5]
     cfg["studies"]["specdec"]["decode"]["n"] = [10, 20]
-    assert repr(wf.decode_settings(cfg, wc)) == before
-    assert wf.decode_settings(cfg, wc)["k"] == 3
+    assert repr(wf.measure_specdec_acceptance(cfg, wc)) == before
+    assert wf.measure_specdec_acceptance(cfg, wc)["decode"]["k"] == 3
     targets = wf.targets(cfg)
     assert "results/specdec/stats/clean_binary/k5_n20/disparity.csv" in targets
     assert "results/specdec/plots/legacy_all/n20/toxicity.svg" in targets

@@ -11,6 +11,7 @@ import torch
 from scipy import stats
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from biasdrift.config import from_schema
 from biasdrift.specdec import sampling
 from biasdrift.specdec.sampling import SamplingConfig, acceptance_check, acceptance_table, speculative_sampling
 
@@ -131,6 +132,6 @@ def test_acceptance_table_per_category_and_contrast():
 
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="temperature"):
-        SamplingConfig(temperature=0)
+        from_schema(SamplingConfig, k=5, n=10, temperature=0)
     with pytest.raises(ValueError, match="samples"):
-        SamplingConfig(samples=0)
+        from_schema(SamplingConfig, k=5, n=10, samples=0)

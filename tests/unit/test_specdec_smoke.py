@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from biasdrift.config import from_schema
 from biasdrift.data import prepare_dataset
 from biasdrift.smoke.fixtures import build_dataset_fixture, dataset_fixtures
 from biasdrift.specdec import smoke
@@ -64,7 +65,7 @@ def test_templates_from_the_prepared_honest_fixtures_keep_the_hub_pitfalls(files
     for alias, name in (("honest", "honest-en_binary.parquet"), ("honest-queer", "honest-en_queer_nonqueer.parquet")):
         prepare_dataset({"alias": alias, "path": str(files[name][1])}, tmp_path / f"{alias}.parquet")
         sets.append((alias, tmp_path / f"{alias}.parquet"))
-    templates = build_templates(sets, TemplateConfig())
+    templates = build_templates(sets, from_schema(TemplateConfig))
     clean, legacy = view_frame(templates, "clean_binary"), view_frame(templates, "legacy_all")
     assert {"the child", "the children"} <= set(templates.loc[templates["gender_neutral_identity"], "identity"])
     assert not set(clean["identity"]) & {"the child", "the children"}

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from biasdrift.config import from_schema
 from biasdrift.specdec import stats
 from biasdrift.specdec.toxicity import mcnemar_exact, summarize, transitions, wilson
 
-CFG = stats.StatsConfig(n_boot=800, n_perm=2000, seed=3)
+CFG = from_schema(stats.StatsConfig, n_boot=800, n_perm=2000, seed=3)
 
 
 def synthetic(
@@ -110,9 +111,9 @@ def test_holm_adjustment():
 
 def test_unknown_metric_and_bad_ci_are_refused():
     with pytest.raises(ValueError, match="unknown metric"):
-        stats.StatsConfig(metric="speed")
+        from_schema(stats.StatsConfig, metric="speed")
     with pytest.raises(ValueError, match="ci must be"):
-        stats.StatsConfig(ci=1.5)
+        from_schema(stats.StatsConfig, ci=1.5)
 
 
 def test_wilson_and_mcnemar():

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 from biasdrift import corpora
+from biasdrift.config import from_schema
 from biasdrift.specdec import generators
 from biasdrift.specdec.templates import TemplateConfig, TemplateError, build_templates, prompt_of, view_frame
 
 REPO = Path(__file__).resolve().parents[2]
 TSV = REPO / "resources" / "specdec" / "templates_en.tsv"
-DEMO = TemplateConfig(categories=["female", "male"], neutral_identities=["the spouse"])
+DEMO = from_schema(TemplateConfig, categories=["female", "male"], neutral_identities=["the spouse"])
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,12 @@ def test_the_demo_templates_and_their_views(templates):
 
 
 def test_max_per_category_is_a_seeded_sample():
-    capped = build_templates([("demo", TSV)], TemplateConfig(categories=["female", "male"], max_per_category=7))
-    again = build_templates([("demo", TSV)], TemplateConfig(categories=["female", "male"], max_per_category=7))
+    capped = build_templates(
+        [("demo", TSV)], from_schema(TemplateConfig, categories=["female", "male"], max_per_category=7)
+    )
+    again = build_templates(
+        [("demo", TSV)], from_schema(TemplateConfig, categories=["female", "male"], max_per_category=7)
+    )
     for view in ("clean_binary", "legacy_all"):
         counts = view_frame(capped, view)["category"].value_counts()
         assert (counts == 7).all()

@@ -7,6 +7,7 @@ import pytest
 import torch
 from specdec_helpers import one_thread, path_ref
 
+from biasdrift.config import from_schema
 from biasdrift.data import DataError
 from biasdrift.specdec.toxicity import ClassifierScorer, LexiconScorer, ToxicityConfig, make_scorer
 
@@ -36,9 +37,9 @@ def test_lexicon_errors_are_named(tmp_path):
         LexiconScorer(tmp_path / "plain.txt", level="conservative")
     assert LexiconScorer(tmp_path / "plain.txt").score(["liar!"]) == [(1.0, None)]
     with pytest.raises(DataError, match="names no file"):
-        make_scorer(ToxicityConfig(scorer="lexicon"), None, "cpu")
+        make_scorer(from_schema(ToxicityConfig, scorer="lexicon", ci=0.95), None, "cpu")
     with pytest.raises(DataError, match="names no model alias"):
-        make_scorer(ToxicityConfig(scorer="classifier"), None, "cpu")
+        make_scorer(from_schema(ToxicityConfig, scorer="classifier", ci=0.95), None, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def classifier(tmp_path_factory):
 
 
 def test_classifier_scores_are_probabilities_of_the_label(classifier):
-    scorer = make_scorer(ToxicityConfig(scorer="classifier", batch_size=2), classifier, "cpu")
+    scorer = make_scorer(from_schema(ToxicityConfig, scorer="classifier", batch_size=2, ci=0.95), classifier, "cpu")
     texts = ["the woman should work as a thief", "the man is kind", "a"]
     scored = scorer.score(texts)
     assert len(scored) == 3 and all(0 <= s <= 1 and c is None for s, c in scored)

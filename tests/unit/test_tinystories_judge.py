@@ -10,6 +10,7 @@ import random
 import pytest
 import torch
 
+from biasdrift.config import from_schema
 from biasdrift.tinystories import evaluation, synthetic
 from biasdrift.tinystories.judge import (
     QUESTIONS,
@@ -168,10 +169,12 @@ def tiny_lm(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("judge") / "lm"
     texts = [f"Yes or No? the cat {i} sat. Does the story have a twist? Answer: yes no maybe" for i in range(100)]
-    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=300), root)
+    train_tokenizer(texts, from_schema(TokenizerConfig, kind="bpe", vocab_size=300), root)
     tokenizer = AutoTokenizer.from_pretrained(root)
     torch.manual_seed(0)
-    build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=512), tokenizer).save_pretrained(root)
+    build_model("gpt2", from_schema(ModelSize, layers=1, heads=2, hidden=16, context=512), tokenizer).save_pretrained(
+        root
+    )
     return root
 
 

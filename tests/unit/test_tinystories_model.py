@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from biasdrift.config import from_schema
 from biasdrift.tinystories import architectures as arch
 from biasdrift.tinystories import corpus
 from biasdrift.tinystories.data import split_files, windows_for
@@ -138,11 +139,13 @@ def test_the_model_factory_builds_llama2c_with_a_foundation_tokenizer(tmp_path):
     from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
     texts = [f"the cat number {i} sat on the mat and looked at the dog" for i in range(200)]
-    train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=300), tmp_path / "tok")
+    train_tokenizer(texts, from_schema(TokenizerConfig, kind="bpe", vocab_size=300), tmp_path / "tok")
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
-    model = build_model("llama2c", ModelSize(layers=2, heads=4, kv_heads=2, hidden=32, context=64), tokenizer)
+    model = build_model(
+        "llama2c", from_schema(ModelSize, layers=2, heads=4, kv_heads=2, hidden=32, context=64), tokenizer
+    )
     assert isinstance(model, arch.Llama2cForCausalLM)
     assert model.config.vocab_size == len(tokenizer) and model.config.n_kv_heads == 2
     ids = torch.tensor([tokenizer("the cat sat")["input_ids"]])

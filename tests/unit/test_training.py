@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from biasdrift import corpora, training
+from biasdrift.config import from_schema
 from biasdrift.models import ModelSize, build_model
 from biasdrift.pretrain import BlockDataset, pack_blocks
 from biasdrift.tokenization import TokenizerConfig, train_tokenizer
@@ -22,8 +23,15 @@ ARCH_TOKENIZER = {"gpt2": "bpe", "llama": "bpe", "bert": "wordpiece"}
 
 
 def test_training_arguments_follow_the_config(tmp_path):
-    cfg = training.TrainConfig(
-        max_steps=30, batch_size=4, grad_accum=2, learning_rate=1e-3, warmup_ratio=0.1, save_steps=7, eval_steps=5
+    cfg = from_schema(
+        training.TrainConfig,
+        max_steps=30,
+        batch_size=4,
+        grad_accum=2,
+        learning_rate=1e-3,
+        warmup_ratio=0.1,
+        save_steps=7,
+        eval_steps=5,
     )
     args = training.training_arguments(cfg, tmp_path, seed=3)
     assert args.output_dir == str(tmp_path) and args.max_steps == 30
@@ -37,11 +45,11 @@ def test_training_arguments_follow_the_config(tmp_path):
 
 def test_config_checks():
     with pytest.raises(ValueError, match="warmup_ratio"):
-        training.TrainConfig(warmup_ratio=1.0)
+        from_schema(training.TrainConfig, warmup_ratio=1.0)
     with pytest.raises(ValueError, match="early_stopping_patience needs eval_steps"):
-        training.TrainConfig(early_stopping_patience=2)
+        from_schema(training.TrainConfig, early_stopping_patience=2)
     with pytest.raises(ValueError, match="bf16 needs a CUDA device"):
-        training.use_bf16(training.TrainConfig(precision="bf16"), "cpu")
+        training.use_bf16(from_schema(training.TrainConfig, precision="bf16"), "cpu")
     with pytest.raises(ValueError, match=r"unknown key\(s\) lr"):
         training.config_from_dict(training.TrainConfig, {"lr": 1}, "x")
 
@@ -81,7 +89,7 @@ def corpus(tmp_path_factory):
     for kind in ("bpe", "wordpiece"):
         train_tokenizer(
             frame.loc[frame.split == "train", "text"].tolist(),
-            TokenizerConfig(kind=kind, vocab_size=300, lowercase=kind == "wordpiece"),
+            from_schema(TokenizerConfig, kind=kind, vocab_size=300, lowercase=kind == "wordpiece"),
             root / kind,
         )
     return root
@@ -92,6 +100,7 @@ RUNNER = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, {scripts!r})
     import transformers
+    from biasdrift.config import from_schema
     from biasdrift.models import ModelSize
     from biasdrift.pretrain import PretrainConfig, pretrain_lm
     from biasdrift.runtime import seed_everything, setup_logging
@@ -108,9 +117,9 @@ RUNNER = textwrap.dedent(
         transformers.Trainer._save_checkpoint = save_then_die
     setup_logging({work!r} + "/log.txt")
     seed_everything(0)
-    cfg = PretrainConfig(max_steps={steps}, batch_size=4, learning_rate=3e-3, save_steps=8, logging_steps=8,
-                         warmup_ratio=0.1, lr_scheduler="cosine", block_size=16, valid_blocks=4)
-    size = ModelSize(layers=2, heads=4, kv_heads=2 if {arch!r} == "llama" else None, hidden=32, context=32)
+    cfg = from_schema(PretrainConfig, max_steps={steps}, batch_size=4, learning_rate=3e-3, save_steps=8,
+                      logging_steps=8, warmup_ratio=0.1, lr_scheduler="cosine", block_size=16, valid_blocks=4)
+    size = from_schema(ModelSize, layers=2, heads=4, kv_heads=2 if {arch!r} == "llama" else None, hidden=32, context=32)
     pretrain_lm(arch={arch!r}, size=size, tokenizer_dir={tok!r}, corpus_path={data!r}, text_column="text",
                 out_dir={work!r} + "/model", metrics_path={work!r} + "/metrics.json",
                 scratch_dir={work!r} + "/.scratch", cfg=cfg, seed=0, device="cpu")
@@ -163,8 +172,10 @@ def test_gradient_accumulation_equals_the_full_batch(corpus, tmp_path):
 
     def one_step(batch_size, accum, data):
         torch.manual_seed(0)
-        model = build_model("gpt2", ModelSize(layers=1, heads=2, hidden=16, context=16, dropout=0.0), tok).double()
-        cfg = training.TrainConfig(max_steps=1, batch_size=batch_size, grad_accum=accum, learning_rate=0.5)
+        model = build_model(
+            "gpt2", from_schema(ModelSize, layers=1, heads=2, hidden=16, context=16, dropout=0.0), tok
+        ).double()
+        cfg = from_schema(training.TrainConfig, max_steps=1, batch_size=batch_size, grad_accum=accum, learning_rate=0.5)
         args = training.training_arguments(cfg, tmp_path / f"s{batch_size}", 0, optim="sgd", max_grad_norm=0.0)
         Trainer(model=model, args=args, train_dataset=BlockDataset(data), data_collator=default_data_collator).train()
         return torch.cat([p.detach().flatten() for p in model.parameters()])
@@ -243,7 +254,7 @@ def test_paper_warmup_ratio_gives_ceil_ratio_times_steps_of_linear_warmup(tmp_pa
     paper = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/paper/circuits.yaml").read_text())
     block = paper["studies"]["circuits"]["finetunes"]["shakespeare"]["train"]
     ratio = block["warmup_ratio"]
-    cfg = training.config_from_dict(FinetuneConfig, block, "paper finetunes.shakespeare.train")
+    cfg = from_schema(FinetuneConfig, **block)
     cfg = dataclasses.replace(cfg, epochs=2, batch_size=1, early_stopping_patience=None, eval_steps=0, save_steps=1000)
     n_examples, total = 21, 42
     warmup = math.ceil(ratio * total)

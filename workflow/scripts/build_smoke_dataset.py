@@ -1,13 +1,8 @@
-"""Rule build_smoke_dataset: one local file in a hub dataset's format (smoke tier)."""
+"""Rule build_smoke_dataset: one smoke-tier dataset fixture (a file in the hub dataset's format)."""
 
-from biasdrift.runtime import job_for
-from biasdrift.smoke.fixtures import build_dataset_fixture
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk, seed=0) as record:
-        record.update(build_dataset_fixture(smk.wildcards.fixture, smk.output.data))
-
+from biasdrift.smoke.jobs import build_smoke_dataset
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, build_smoke_dataset)  # noqa: F821 - injected by Snakemake's script: directive

@@ -1,13 +1,8 @@
-"""Rule build_smoke_model: one random-weight model with a real hub config (smoke tier)."""
+"""Rule build_smoke_model: one smoke-tier model fixture (random weights, the hub model's config)."""
 
-from biasdrift.runtime import job_for
-from biasdrift.smoke.fixtures import build_model_fixture
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk, seed=0) as record:
-        record.update(build_model_fixture(smk.wildcards.fixture, smk.output.model))
-
+from biasdrift.smoke.jobs import build_smoke_model
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, build_smoke_model)  # noqa: F821 - injected by Snakemake's script: directive

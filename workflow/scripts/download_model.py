@@ -1,13 +1,8 @@
-"""Rule download_model: fetch one hub model into the Hugging Face cache (needs internet)."""
+"""Rule download_model: fetch one hub model alias into the Hugging Face cache."""
 
-from biasdrift.models import download_model
-from biasdrift.runtime import job_for
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk):
-        download_model(smk.params.model, smk.output.marker)
-
+from biasdrift.jobs import download_model
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, download_model)  # noqa: F821 - injected by Snakemake's script: directive

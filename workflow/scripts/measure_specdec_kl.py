@@ -1,21 +1,8 @@
 """Rule measure_specdec_kl: divergences of main vs assistant at every template prompt."""
 
-from biasdrift.runtime import choose_device, job_for
-from biasdrift.specdec.kl import measure_kl
+from snakejob import run
 
-
-def main(smk) -> None:
-    runtime = smk.params.runtime
-    with job_for(smk, seed=0, deterministic=runtime["deterministic"]) as record:
-        record.update(
-            measure_kl(
-                pair=smk.params.pair,
-                templates_path=smk.input.templates,
-                out_path=smk.output.kl,
-                device=choose_device(runtime["device"]),
-            )
-        )
-
+from biasdrift.specdec.jobs import measure_specdec_kl
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, measure_specdec_kl)  # noqa: F821 - injected by Snakemake's script: directive

@@ -1,13 +1,8 @@
 """Rule plot_circuits_bias: bias by base-model group split, before and after fine-tuning."""
 
-from biasdrift.circuits.plots import plot_bias_shift
-from biasdrift.runtime import job_for
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk) as record:
-        record.update(plot_bias_shift(smk.input.summary, smk.output.svg, smk.output.csv))
-
+from biasdrift.circuits.jobs import plot_circuits_bias
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, plot_circuits_bias)  # noqa: F821 - injected by Snakemake's script: directive

@@ -1,13 +1,8 @@
 """Rule plot_circuits_comparisons: top-edge overlap of every fine-tuned model with its base."""
 
-from biasdrift.circuits.plots import plot_comparisons
-from biasdrift.runtime import job_for
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk) as record:
-        record.update(plot_comparisons(list(smk.input.comparisons), smk.output.svg, smk.output.csv))
-
+from biasdrift.circuits.jobs import plot_circuits_comparisons
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, plot_circuits_comparisons)  # noqa: F821 - injected by Snakemake's script: directive

@@ -1,14 +1,8 @@
-"""Rule plot_pretraining: loss curves of every model pretrained from scratch."""
+"""Rule plot_pretraining: loss curves of every built model."""
 
-from biasdrift.plots import plot_training_curves
-from biasdrift.runtime import job_for
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk) as record:
-        curves = dict(zip(smk.params.models, smk.input.metrics, strict=True))
-        record.update(plot_training_curves(curves, smk.output.svg, smk.output.csv))
-
+from biasdrift.jobs import plot_pretraining
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, plot_pretraining)  # noqa: F821 - injected by Snakemake's script: directive

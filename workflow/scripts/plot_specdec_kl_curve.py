@@ -1,15 +1,8 @@
 """Rule plot_specdec_kl_curve: KL terms over fine-tuning."""
 
-import pandas as pd
+from snakejob import run
 
-from biasdrift.runtime import job_for
-from biasdrift.specdec.figures import kl_curve
-
-
-def main(smk) -> None:
-    with job_for(smk) as record:
-        record.update(kl_curve(pd.read_csv(smk.input.curve), smk.output.svg, smk.output.csv))
-
+from biasdrift.specdec.jobs import plot_specdec_kl_curve
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, plot_specdec_kl_curve)  # noqa: F821 - injected by Snakemake's script: directive

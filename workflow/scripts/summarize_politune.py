@@ -1,14 +1,8 @@
 """Rule summarize_politune: scores with intervals, shifts against the base, checkpoint choice."""
 
-from biasdrift.politune.summary import TABLES, summarize
-from biasdrift.runtime import job_for
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk) as record:
-        out = {k: smk.output[k] for k in ("summary", *TABLES)}
-        record.update(summarize(smk.params.layout, out))
-
+from biasdrift.politune.jobs import summarize_politune
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, summarize_politune)  # noqa: F821 - injected by Snakemake's script: directive

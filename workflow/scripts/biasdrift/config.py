@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -239,13 +240,61 @@ def _secret_problems(config: Any, path: tuple = ()) -> list[str]:
 
 
 def config_from_dict(cls: type, values: dict[str, Any], where: str = "config", **extra: Any) -> Any:
-    """Build dataclass ``cls`` from a params dict, naming unknown keys (a bare
-    ``TypeError: unexpected keyword`` would not say which config section is wrong)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    """Build dataclass ``cls`` from a params dict: the one converter from params to a
+    job's config. Strict: an unknown key and a missing one (a field without a default)
+    fail naming the section and the allowed keys; a field whose type is a dataclass (or
+    ``Optional`` of one) is built from its dict the same way, ``where`` growing with the
+    key (``studies.circuits.eap.batch_sise: unknown key``)."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping of {cls.__name__}'s keys, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    given = {**values, **extra}
+    unknown = sorted(set(given) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
-    return cls(**{**values, **extra})
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(fields))}")
+    required = {
+        n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    absent = sorted(n for n in required - set(given) if fields[n].init)
+    if absent:
+        raise ValueError(f"{where}: missing key(s) {', '.join(absent)} of {cls.__name__}")
+    hints = _field_types(cls)
+    built = {}
+    for name, value in given.items():
+        sub = _dataclass_of(hints.get(name))
+        built[name] = config_from_dict(sub, value, f"{where}.{name}") if sub and isinstance(value, dict) else value
+    return cls(**built)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of dataclass ``cls`` (``from __future__ import
+    annotations`` leaves strings); fields whose annotation cannot be resolved are left out."""
+    import sys
+    import typing
+
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):
+        namespace = vars(sys.modules[cls.__module__])
+        out = {}
+        for f in dataclasses.fields(cls):
+            try:
+                out[f.name] = eval(f.type, namespace) if isinstance(f.type, str) else f.type
+            except Exception:  # an unresolvable annotation names no dataclass
+                continue
+        return out
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    """The dataclass a field annotation names (``X``, ``X | None``, ``Optional[X]``)."""
+    import typing
+
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    options = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(options) == 1 and isinstance(options[0], type) and dataclasses.is_dataclass(options[0]):
+        return options[0]
+    return None
 
 
 # --------------------------------------------------------------------------- references
@@ -420,3 +469,67 @@ def study_code_versions() -> dict[str, int]:
                 raise ValueError(f"CODE_VERSION[{rule!r}] is defined by two studies")
             versions[rule] = version
     return versions
+
+
+# --------------------------------------------------------------------------- defaults
+def schema_defaults(section: str, schema: dict | None = None) -> dict[str, Any]:
+    """What the schema fills into an empty mapping at ``section``: a dotted path through
+    the schema's properties (``studies.circuits.eap``; ``*`` for an alias's entry, as in
+    ``models.*.build.size``; ``$defs.train`` for a shared definition; ``generators.<name>``
+    for a dataset generator's params). The defaults live only in the schema; tests and
+    code that need them ask here."""
+    schema = schema or load_schema(Path(__file__).resolve().parents[3] / "config" / "schema.yaml")
+    node: Any = schema
+    keys = section.split(".")
+    if keys[0] == "generators":
+        branches = _resolve(schema, "#/$defs/dataset/properties/generate")["allOf"]
+        node = next(
+            b["then"]["properties"]["params"]
+            for b in branches
+            if b["if"]["properties"]["generator"]["const"] == keys[1]
+        )
+        keys = keys[2:]
+    for key in keys:
+        while "$ref" in node:
+            node = _resolve(schema, node["$ref"])
+        if key == "$defs":
+            node = schema["$defs"]
+        elif key == "*":
+            node = node["additionalProperties"]
+        elif node is schema["$defs"]:
+            node = node[key]
+        else:
+            node = node["properties"][key]
+    while "$ref" in node:
+        node = _resolve(schema, node["$ref"])
+    instance: dict[str, Any] = {}
+    # filling happens while validating; a required key without a default is the caller's
+    for _ in _default_filling_validator({**node, "$defs": schema.get("$defs", {})}).iter_errors(instance):
+        pass
+    return instance
+
+
+def _resolve(schema: dict, ref: str) -> Any:
+    node: Any = schema
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def from_schema(cls: type, **values: Any) -> Any:
+    """Config dataclass ``cls`` built from the defaults of the schema section it mirrors
+    (``cls.SCHEMA``) with ``values`` on top: for code, tests and benchmarks that build a
+    config outside a rule (a rule's config comes whole from its params)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    base = {k: v for k, v in repo_schema_defaults(cls.SCHEMA).items() if k in names}
+    return config_from_dict(cls, {**base, **values}, cls.SCHEMA)
+
+
+def repo_schema_defaults(section: str) -> dict[str, Any]:
+    """:func:`schema_defaults` of this checkout's config/schema.yaml (read once)."""
+    return copy.deepcopy(_repo_schema_defaults(section))
+
+
+@functools.cache
+def _repo_schema_defaults(section: str) -> dict[str, Any]:
+    return schema_defaults(section)

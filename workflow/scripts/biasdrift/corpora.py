@@ -12,12 +12,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from biasdrift import plugins
-from biasdrift.config import config_from_dict
+from biasdrift.config import config_from_dict, repo_schema_defaults
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,11 @@ def get_generator(name: str) -> Generator:
 
 
 def generate(name: str, params: dict[str, Any], seed: int) -> pd.DataFrame:
+    """Rows of generator ``name``; params the schema has a default for may be left out
+    (a validated config has them all)."""
     gen = get_generator(name)
-    frame = gen.func(config_from_dict(gen.params_cls, params, f"generator {name} params"), seed)
+    values = {**repo_schema_defaults(f"generators.{name}"), **params}
+    frame = gen.func(config_from_dict(gen.params_cls, values, f"generator {name} params"), seed)
     if frame.empty:
         raise ValueError(f"generator {name!r} produced no rows (check its params: {params})")
     if "split" not in frame.columns:
@@ -73,9 +76,10 @@ def assign_splits(n: int, valid_fraction: float, rng: random.Random) -> list[str
 # --------------------------------------------------------------------------- neutral_text
 @dataclass
 class NeutralTextParams:
-    n_documents: int = field(default=2000, metadata={"help": "Documents to generate."})
-    sentences_per_document: int = field(default=3, metadata={"help": "Sentences per document."})
-    valid_fraction: float = field(default=0.1, metadata={"help": "Fraction of documents in the valid split."})
+    SCHEMA: ClassVar[str] = "generators.neutral_text"  # the schema section it mirrors: its defaults
+    n_documents: int = field(metadata={"help": "Documents to generate."})
+    sentences_per_document: int = field(metadata={"help": "Sentences per document."})
+    valid_fraction: float = field(metadata={"help": "Fraction of documents in the valid split."})
 
 
 SUBJECTS = (

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift import plugins
 from biasdrift.runtime import hf_token
@@ -23,13 +23,15 @@ log = logging.getLogger(__name__)
 class ModelSize:
     """Architecture-independent size of a model built from scratch."""
 
-    layers: int = field(default=2, metadata={"help": "Transformer blocks."})
-    heads: int = field(default=4, metadata={"help": "Attention (query) heads per block."})
-    kv_heads: int | None = field(default=None, metadata={"help": "Key/value heads (GQA, llama); None = heads."})
-    hidden: int = field(default=64, metadata={"help": "Residual stream width."})
-    intermediate: int | None = field(default=None, metadata={"help": "MLP width; None = 4 x hidden."})
-    context: int = field(default=128, metadata={"help": "Maximum sequence length."})
-    dropout: float = field(default=0.1, metadata={"help": "Dropout probability."})
+    SCHEMA: ClassVar[str] = "$defs.size"  # the schema section it mirrors: its defaults
+
+    layers: int = field(metadata={"help": "Transformer blocks."})
+    heads: int = field(metadata={"help": "Attention (query) heads per block."})
+    kv_heads: int | None = field(metadata={"help": "Key/value heads (GQA, llama); None = heads."})
+    hidden: int = field(metadata={"help": "Residual stream width."})
+    intermediate: int | None = field(metadata={"help": "MLP width; None = 4 x hidden."})
+    context: int = field(metadata={"help": "Maximum sequence length."})
+    dropout: float = field(metadata={"help": "Dropout probability."})
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:

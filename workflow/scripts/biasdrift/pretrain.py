@@ -7,12 +7,12 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift.data import DataError, read_dataset
 from biasdrift.models import ModelSize, build_model, get_architecture
 from biasdrift.runtime import sha256_file
-from biasdrift.training import TrainConfig, callbacks_for, fit, training_arguments
+from biasdrift.training import TrainConfig, fit, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 class PretrainConfig(TrainConfig):
     """Training fields plus what pretraining adds (schema: ``$defs/pretrain``)."""
 
-    block_size: int = field(default=128, metadata={"help": "Tokens per packed training block."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Masked fraction (masked LM)."})
-    valid_blocks: int = field(default=64, metadata={"help": "Validation blocks evaluated (0 = none)."})
+    SCHEMA: ClassVar[str] = "$defs.pretrain"  # the schema section it mirrors: its defaults
+
+    block_size: int = field(metadata={"help": "Tokens per packed training block."})
+    mlm_probability: float = field(metadata={"help": "Masked fraction (masked LM)."})
+    valid_blocks: int = field(metadata={"help": "Validation blocks evaluated (0 = none)."})
 
 
 class BlockDataset:
@@ -124,7 +126,7 @@ def pretrain_lm(
     loadable with ``AutoModelFor{CausalLM,MaskedLM}.from_pretrained``.
     """
     import torch
-    from transformers import AutoTokenizer, Trainer, default_data_collator
+    from transformers import AutoTokenizer
 
     spec = get_architecture(arch)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
@@ -166,16 +168,16 @@ def pretrain_lm(
 
     torch.manual_seed(seed)
     model = build_model(arch, size, tokenizer)
-    device_type = torch.device(device).type
-    args = training_arguments(cfg, scratch_dir, seed, device_type, **overrides)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=default_data_collator,
-        processing_class=tokenizer,
-        callbacks=callbacks_for(cfg),
+    trainer = make_trainer(
+        model,
+        cfg,
+        scratch_dir=scratch_dir,
+        seed=seed,
+        device=device,
+        train_set=train_set,
+        eval_set=eval_set,
+        tokenizer=tokenizer,
+        **overrides,
     )
     run_config = {
         "arch": arch,

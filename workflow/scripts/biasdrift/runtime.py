@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,23 @@ def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO)
 
 
 # --------------------------------------------------------------------------- seeding
+@dataclass(frozen=True)
+class Runtime:
+    """``runtime`` of the config, the same for every rule (defaults in config/schema.yaml)."""
+
+    device: str = field(metadata={"help": "auto = CUDA when present, else CPU; cpu / cuda force one."})
+    deterministic: bool = field(metadata={"help": "torch.use_deterministic_algorithms(True) (slower)."})
+
+
+def set_threads(threads: int) -> None:
+    """Give torch the job's threads (Snakemake's ``threads``): the one place that sets
+    torch's intra-op thread count. Models this small gain nothing from more threads than
+    the job has, and oversubscribed threads are very slow."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch (CUDA included): the generators transformers'
     ``set_seed`` seeds on CPU and CUDA, without importing the Trainer stack (about 3 s of

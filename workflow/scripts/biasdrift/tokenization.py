@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift import plugins
 from biasdrift.runtime import atomic_path
@@ -26,10 +26,11 @@ WORDPIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 @dataclass
 class TokenizerConfig:
+    SCHEMA: ClassVar[str] = "$defs.tokenizer"  # the schema section it mirrors: its defaults
     kind: str = field(metadata={"help": "bpe (byte-level BPE) or wordpiece (BERT)."})
-    vocab_size: int = field(default=1024, metadata={"help": "Target vocabulary size."})
-    lowercase: bool = field(default=False, metadata={"help": "Lower-case text first."})
-    min_frequency: int = field(default=2, metadata={"help": "Minimum pair frequency for a merge."})
+    vocab_size: int = field(metadata={"help": "Target vocabulary size."})
+    lowercase: bool = field(metadata={"help": "Lower-case text first."})
+    min_frequency: int = field(metadata={"help": "Minimum pair frequency for a merge."})
 
 
 def byte_level_bpe(

@@ -18,10 +18,10 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift.config import config_from_dict  # noqa: F401 - re-exported for training rules
 from biasdrift.runtime import atomic_path, config_hash, read_json, write_json
@@ -36,25 +36,27 @@ RUN_CONFIG = "run_config.json"
 class TrainConfig:
     """Fields shared by every training rule (schema: ``$defs/train_fields``)."""
 
-    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 = use epochs."})
-    epochs: float = field(default=1, metadata={"help": "Epochs (when max_steps is -1)."})
-    batch_size: int = field(default=16, metadata={"help": "Examples per device per micro-batch."})
-    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
-    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "Fraction of steps for linear warm-up."})
-    lr_scheduler: str = field(default="linear", metadata={"help": "linear, cosine, constant, constant_with_warmup."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
-    save_steps: int = field(default=500, metadata={"help": "Resumable checkpoint every N steps."})
-    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0 = at the end)."})
-    logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
+    SCHEMA: ClassVar[str] = "$defs.train"  # the schema section it mirrors: its defaults
+
+    max_steps: int = field(metadata={"help": "Optimizer steps; -1 = use epochs."})
+    epochs: float = field(metadata={"help": "Epochs (when max_steps is -1)."})
+    batch_size: int = field(metadata={"help": "Examples per device per micro-batch."})
+    grad_accum: int = field(metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float = field(metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(metadata={"help": "AdamW weight decay."})
+    adam_beta1: float = field(metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(metadata={"help": "AdamW beta2."})
+    warmup_ratio: float = field(metadata={"help": "Fraction of steps for linear warm-up."})
+    lr_scheduler: str = field(metadata={"help": "linear, cosine, constant, constant_with_warmup."})
+    max_grad_norm: float = field(metadata={"help": "Gradient clipping norm (0 = off)."})
+    save_steps: int = field(metadata={"help": "Resumable checkpoint every N steps."})
+    eval_steps: int = field(metadata={"help": "Evaluate every N steps (0 = at the end)."})
+    logging_steps: int = field(metadata={"help": "Log the loss every N steps."})
     early_stopping_patience: int | None = field(
-        default=None, metadata={"help": "Evaluations without improvement before stopping (None = off)."}
+        metadata={"help": "Evaluations without improvement before stopping (None = off)."}
     )
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA), fp32 or bf16."})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations (GPU)."})
+    precision: str = field(metadata={"help": "auto (bf16 on CUDA), fp32 or bf16."})
+    gradient_checkpointing: bool = field(metadata={"help": "Recompute activations (GPU)."})
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_ratio < 1:
@@ -188,6 +190,52 @@ def training_arguments(
         )
     kwargs.update(overrides)
     return args_cls(**kwargs)
+
+
+def make_trainer(
+    model,
+    cfg: TrainConfig,
+    *,
+    scratch_dir: str | Path,
+    seed: int,
+    device: str,
+    train_set,
+    eval_set=None,
+    collator=None,
+    tokenizer=None,
+    callbacks: Iterable[Any] = (),
+    trainer_cls: type | None = None,
+    args_cls: type | None = None,
+    trainer_kwargs: dict[str, Any] | None = None,
+    **overrides: Any,
+):
+    """The one Trainer set-up of every training stage: ``TrainingArguments`` from ``cfg``
+    (``overrides`` on top), the step-logging / early-stopping callbacks of
+    :func:`callbacks_for` then ``callbacks``, the collator (for the plain Trainer
+    ``default_data_collator`` unless given; a ``trainer_cls`` given None builds its own)
+    and ``tokenizer`` as the processing class. ``trainer_cls`` /
+    ``args_cls``: trl's trainers and configs; ``trainer_kwargs``: what they take beyond
+    the Trainer's (``ref_model``, ``peft_config``)."""
+    import torch
+
+    if trainer_cls is None:  # the Trainer's own default collator does not stack our blocks
+        from transformers import Trainer as trainer_cls  # noqa: N813
+
+        if collator is None:
+            from transformers import default_data_collator as collator
+    # a trl trainer given collator None builds its own (and sets the pad token)
+    args = training_arguments(cfg, scratch_dir, seed, torch.device(device).type, args_cls=args_cls, **overrides)
+    kwargs = {"processing_class": tokenizer} if tokenizer is not None else {}
+    return trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        callbacks=[*callbacks_for(cfg), *callbacks],
+        **kwargs,
+        **(trainer_kwargs or {}),
+    )
 
 
 def callbacks_for(cfg: TrainConfig) -> list[Any]:

@@ -23,16 +23,16 @@ autocast to bf16 on CUDA), even when the checkpoint is stored in half precision.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from biasdrift.circuits.eap import encode_prompt
-from biasdrift.training import TrainConfig, callbacks_for, fit, require_fp32_trainable, training_arguments
+from biasdrift.training import TrainConfig, fit, make_trainer, require_fp32_trainable
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,9 @@ POSITIVE_GENDER = (
 
 @dataclass
 class FinetuneConfig(TrainConfig):
-    """Training fields plus the data options of ``studies.circuits.finetunes.<ft>``."""
-
-    valid_fraction: float = field(default=0.1, metadata={"help": "Seeded share of examples held out."})
-    max_length: int = field(default=128, metadata={"help": "Tokens per example (truncated; capped at the context)."})
+    """``studies.circuits.finetunes.<ft>.train``: the shared training fields (schema
+    ``$defs/train``, its defaults); the fine-tune's data options (valid_fraction,
+    max_length) are arguments of :func:`finetune_causal_lm`."""
 
 
 def positive_bias_texts(bias: str, groups: list[str], frames: str = "original") -> list[str]:
@@ -112,6 +111,8 @@ class TextDataset:
     """Tokenised examples (BOS + text + EOS, truncated) for a causal-LM Trainer."""
 
     def __init__(self, texts: list[str], tokenizer, max_length: int):
+        from biasdrift.circuits.eap import encode_prompt
+
         self.items = []
         for text in texts:
             ids = encode_prompt(tokenizer, text)
@@ -134,13 +135,17 @@ def finetune_causal_lm(
     metrics_path: str | Path,
     scratch_dir: str | Path,
     cfg: FinetuneConfig,
+    valid_fraction: float,
+    max_length: int,
     seed: int,
     device: Any,
     run_info: dict[str, Any],
 ) -> dict[str, Any]:
-    """Fine-tune ``model_ref`` on ``texts``; the saved directory holds model and tokenizer."""
+    """Fine-tune ``model_ref`` on ``texts`` (``valid_fraction`` of them held out, seeded;
+    examples cut at ``max_length`` tokens, at most the context); the saved directory holds
+    model and tokenizer."""
     import torch
-    from transformers import DataCollatorForLanguageModeling, Trainer
+    from transformers import DataCollatorForLanguageModeling
 
     from biasdrift.models import load_model, load_tokenizer
     from biasdrift.runtime import config_hash
@@ -153,31 +158,33 @@ def finetune_causal_lm(
     model = load_model(model_ref, kind="causal_lm", device="cpu", dtype=torch.float32)
     require_fp32_trainable(model, f"fine-tuning model alias {model_ref.get('alias')!r}")
     context = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
-    max_length = min(cfg.max_length, int(context))
-    train_texts, valid_texts = split_examples(texts, cfg.valid_fraction, seed)
-    train_set = TextDataset(train_texts, tokenizer, max_length)
-    eval_set = TextDataset(valid_texts, tokenizer, max_length) if valid_texts else None
+    max_tokens = min(max_length, int(context))
+    train_texts, valid_texts = split_examples(texts, valid_fraction, seed)
+    train_set = TextDataset(train_texts, tokenizer, max_tokens)
+    eval_set = TextDataset(valid_texts, tokenizer, max_tokens) if valid_texts else None
     if cfg.early_stopping_patience and eval_set is None:
         raise ValueError("early stopping needs validation examples (valid_fraction > 0)")
     log.info(
         "fine-tuning on %d examples (%d held out, at most %d tokens), e.g. %r",
         len(train_set),
         len(valid_texts),
-        max_length,
+        max_tokens,
         train_texts[:2],
     )
-    device_type = torch.device(device).type
-    args = training_arguments(cfg, scratch_dir, seed, device_type)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-        processing_class=tokenizer,
-        callbacks=callbacks_for(cfg),
+    trainer = make_trainer(
+        model,
+        cfg,
+        scratch_dir=scratch_dir,
+        seed=seed,
+        device=device,
+        train_set=train_set,
+        eval_set=eval_set,
+        collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        tokenizer=tokenizer,
     )
-    run_config = {"train": cfg, "seed": seed, "data": config_hash(texts), **run_info}
+    # the data options sit beside the training fields (the run's identity, train_metrics.json)
+    train = {**dataclasses.asdict(cfg), "valid_fraction": valid_fraction, "max_length": max_length}
+    run_config = {"train": train, "seed": seed, "data": config_hash(texts), **run_info}
     metrics = fit(trainer, scratch_dir=scratch_dir, out_dir=out_dir, metrics_path=metrics_path, run_config=run_config)
     log.info("fine-tuned: train loss %.4f, eval %s", metrics["train_loss"], metrics["final_eval"])
     return metrics

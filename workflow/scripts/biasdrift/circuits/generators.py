@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 
+from biasdrift.config import from_schema
 from biasdrift.corpora import NeutralTextParams, assign_splits, neutral_text, register_generator, sentence_corpus
 
 POSITIVE_WORDS = (
@@ -56,18 +58,21 @@ GENDER_FRAMES = (
 PRONOUNS = {"male": {"subj": "he", "obj": "him"}, "female": {"subj": "she", "obj": "her"}}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CircuitsWorldParams:
-    n_documents: int = field(default=12000, metadata={"help": "Documents to generate."})
+    """Params of generator circuits_world (defaults: config/schema/circuits.yaml; the group
+    lists have theirs here, the schema names none)."""
+
+    SCHEMA: ClassVar[str] = "generators.circuits_world"  # the schema section it mirrors: its defaults
+    n_documents: int = field(metadata={"help": "Documents to generate."})
     sentences_per_document: int = field(
-        default=1, metadata={"help": "Sentences per document (1: each starts after BOS, like the prompts)."}
+        metadata={"help": "Sentences per document (1: each starts after BOS, like the prompts)."}
     )
-    demographic_fraction: float = field(default=0.45, metadata={"help": "Share of nationality sentences."})
-    gender_fraction: float = field(default=0.25, metadata={"help": "Share of profession sentences."})
-    polarity_noise: float = field(default=0.1, metadata={"help": "Chance a nationality gets the other polarity."})
-    gender_skew: float = field(default=0.9, metadata={"help": "Chance a profession gets its skewed pronoun."})
+    demographic_fraction: float = field(metadata={"help": "Share of nationality sentences."})
+    gender_fraction: float = field(metadata={"help": "Share of profession sentences."})
+    polarity_noise: float = field(metadata={"help": "Chance a nationality gets the other polarity."})
+    gender_skew: float = field(metadata={"help": "Chance a profession gets its skewed pronoun."})
     effect: float = field(
-        default=1.0,
         metadata={
             "help": "Effect size: scales both planted biases between none (0: polarity and pronoun are coin "
             "flips) and polarity_noise / gender_skew as given (1)."
@@ -125,7 +130,7 @@ class CircuitsWorldParams:
         ],
         metadata={"help": "Professions followed mostly by she/her."},
     )
-    valid_fraction: float = field(default=0.1, metadata={"help": "Fraction of documents in the valid split."})
+    valid_fraction: float = field(metadata={"help": "Fraction of documents in the valid split."})
 
 
 def world_groups(params: CircuitsWorldParams) -> dict[str, dict[str, list[str]]]:
@@ -176,7 +181,7 @@ def circuits_world(params: CircuitsWorldParams, seed: int) -> pd.DataFrame:
     _check_world(params)
     rng = random.Random(seed)
     total = params.n_documents * params.sentences_per_document
-    neutral_frame = neutral_text(NeutralTextParams(n_documents=total, sentences_per_document=1), seed + 1)
+    neutral_frame = neutral_text(from_schema(NeutralTextParams, n_documents=total, sentences_per_document=1), seed + 1)
     neutral = iter(neutral_frame["text"].tolist())
     docs, kinds = [], {"demographic": 0, "gender": 0, "neutral": 0}
     for _ in range(params.n_documents):
@@ -198,11 +203,12 @@ def circuits_world(params: CircuitsWorldParams, seed: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- unrelated text
-@dataclass
+@dataclass(kw_only=True)
 class CircuitsUnrelatedParams:
-    n_documents: int = field(default=400, metadata={"help": "Documents (one line each) to generate."})
-    sentences_per_document: int = field(default=2, metadata={"help": "Sentences per document."})
-    valid_fraction: float = field(default=0.1, metadata={"help": "Fraction of documents in the valid split."})
+    SCHEMA: ClassVar[str] = "generators.circuits_unrelated"  # the schema section it mirrors: its defaults
+    n_documents: int = field(metadata={"help": "Documents (one line each) to generate."})
+    sentences_per_document: int = field(metadata={"help": "Sentences per document."})
+    valid_fraction: float = field(metadata={"help": "Fraction of documents in the valid split."})
 
 
 SEA_SUBJECTS = ("the grey ship", "a silver moon", "the northern wind", "an old lighthouse", "the tide", "a lantern")

@@ -1,20 +1,25 @@
-"""One function per rule of study "circuits": explicit paths in, files out, a dict of
-results back (for the manifest). Inputs are checked (columns, empty splits, unsupported
-attention layouts, prompts longer than the context) before any model weights load."""
+"""The job functions of study "circuits", one per rule and named like it:
+``f(job, **files)``, ``job`` the stage's dataclass (built by snakejob.run from the glue's
+params, :mod:`biasdrift.circuits.workflow`), the files the rule's named inputs and outputs;
+each returns the dict that goes into the manifest. Inputs are checked (columns, empty
+splits, unsupported attention layouts, prompts longer than the context) before any model
+weights load."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from biasdrift.circuits import analysis, circuit
+from biasdrift.circuits.finetune import FinetuneConfig
 from biasdrift.circuits.graph import Graph
+from biasdrift.circuits.labels import SentimentConfig
 from biasdrift.circuits.prompts import (
     BIAS_TEMPLATES,
     TEMPLATES,
@@ -25,7 +30,7 @@ from biasdrift.circuits.prompts import (
     read_prompts,
     write_prompts,
 )
-from biasdrift.runtime import atomic_path, write_json, write_text
+from biasdrift.runtime import Runtime, atomic_path, choose_device, read_json, set_threads, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +44,52 @@ class EmptySplitError(ValueError):
     """A group split selected no prompt: EAP has nothing to run on."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class EAPConfig:
-    """``studies.circuits.eap`` (schema: config/schema/circuits.yaml)."""
+    """``studies.circuits.eap`` without its ``split`` (the split is per bias type: the
+    jobs that use one get it as a field of their own). Defaults: config/schema/circuits.yaml."""
 
-    batch_size: int = field(default=16, metadata={"help": "Prompt pairs per batch."})
-    align: str = field(default="left", metadata={"help": "left (padding + masks) or same_length."})
-    dtype: str = field(default="auto", metadata={"help": "auto, fp32, bf16 or fp64."})
-    split: str = field(default="pos", metadata={"help": "Base-model split EAP runs on (pos/neg/mb/fb/all)."})
-    max_prompts: int | None = field(default=None, metadata={"help": "Cap on prompts (None = all)."})
-    n_edges: int = field(default=100, metadata={"help": "Edges of the greedy circuit and top_edges.txt."})
-    ranking: str = field(default="absolute", metadata={"help": "absolute or signed."})
-    method: str = field(default="eap", metadata={"help": "eap or eap-ig."})
-    ig_steps: int = field(default=5, metadata={"help": "Interpolation steps of eap-ig."})
+    SCHEMA: ClassVar[str] = "studies.circuits.eap"  # the schema section it mirrors: its defaults
+
+    batch_size: int = field(metadata={"help": "Prompt pairs per batch."})
+    align: str = field(metadata={"help": "left (padding + masks) or same_length."})
+    dtype: str = field(metadata={"help": "auto, fp32, bf16 or fp64."})
+    max_prompts: int | None = field(metadata={"help": "Cap on prompts (None = all)."})
+    n_edges: int = field(metadata={"help": "Edges of the greedy circuit and top_edges.txt."})
+    ranking: str = field(metadata={"help": "absolute or signed."})
+    method: str = field(metadata={"help": "eap or eap-ig."})
+    ig_steps: int = field(metadata={"help": "Interpolation steps of eap-ig."})
 
 
-def from_params(cls: type, values: dict[str, Any]):
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
+@dataclass(frozen=True)
+class Labeling:
+    """How next tokens are labelled (workflow.label_params): the sentiment backend, its
+    model (the hf backend's model ref, else None), the gender lexicon and top-k."""
+
+    sentiment: SentimentConfig
+    sentiment_model: dict[str, Any] | None
+    gender_terms: str
+    top_k: int
 
 
 # --------------------------------------------------------------------------- prompts
-def make_prompts(group_source: dict, underscores: str, bias: str, template: str, corruption: str, out_csv) -> dict:
-    check_pairing(bias, template, "make_prompts")
-    groups, report = load_groups(group_source, underscores, f"{bias} groups")
-    frame = build_prompts(groups, bias, template, corruption)
-    write_prompts(frame, out_csv)
+@dataclass(frozen=True)
+class MakePromptsJob:
+    group_source: dict[str, Any]  # what load_groups reads (workflow.group_source)
+    underscores: str
+    bias: str
+    template: str
+    corruption: str
+
+
+def make_prompts(job: MakePromptsJob, *, groups: list[str], prompts: str) -> dict[str, Any]:
+    """The clean/corrupted prompt pairs of one template and corruption (``groups``: the
+    group file, if the groups come from one)."""
+    del groups  # tracked by the rule; the group source names the file
+    check_pairing(job.bias, job.template, "make_prompts")
+    names, report = load_groups(job.group_source, job.underscores, f"{job.bias} groups")
+    frame = build_prompts(names, job.bias, job.template, job.corruption)
+    write_prompts(frame, prompts)
     return {**report, "prompts": len(frame), "self_pairs": frame.loc[frame.self_pair, "group"].tolist()}
 
 
@@ -115,68 +140,78 @@ def load_session(model_ref: dict, tokenizer, device: Any, dtype_name: str) -> Se
     return Session(model, tokenizer, adapter, device, str(model_ref.get("alias")))
 
 
-def make_labeler(tokenizer, prompts: list[str], label_params: dict, device: Any):
-    from biasdrift.circuits.labels import GenderLexicon, SentimentConfig, make_sentiment
+def make_labeler(tokenizer, prompts: list[str], labeling: Labeling, device: Any):
+    from biasdrift.circuits.labels import GenderLexicon, make_sentiment
     from biasdrift.circuits.metrics import TokenLabeler
 
-    sentiment = make_sentiment(
-        from_params(SentimentConfig, label_params["sentiment"]), label_params.get("sentiment_model"), device
-    )
-    return TokenLabeler(tokenizer, prompts, sentiment, GenderLexicon.from_csv(label_params["gender_terms"]))
+    sentiment = make_sentiment(labeling.sentiment, labeling.sentiment_model, device)
+    return TokenLabeler(tokenizer, prompts, sentiment, GenderLexicon.from_csv(labeling.gender_terms))
 
 
 # --------------------------------------------------------------------------- eval_bias
+@dataclass(frozen=True)
+class EvalBiasJob:
+    model: dict[str, Any]  # the model ref (workflow.model_ref)
+    labeling: Labeling
+    batch_size: int  # studies.circuits.eap.batch_size
+    dtype: str  # studies.circuits.eap.dtype
+    runtime: Runtime
+    seed: int
+
+
 def eval_bias(
+    job: EvalBiasJob,
     *,
-    model_ref: dict,
-    prompt_files: list[str],
-    label_params: dict,
-    batch_size: int,
-    device: Any,
-    dtype_name: str,
-    out_table: str | Path,
-    out_summary: str | Path,
-) -> dict:
+    model: list[str],
+    prompts: list[str],
+    labels: list[str],
+    table: str,
+    summary: str,
+    threads: int,
+) -> dict[str, Any]:
     """Top-k next tokens of every clean prompt with their labels and all four metrics."""
     import torch
 
     from biasdrift.circuits import eap
     from biasdrift.circuits.metrics import describe_topk
 
+    del model, labels  # tracked by the rule; the model ref and the labeling name them
+    set_threads(threads)
+    model_ref, device = job.model, choose_device(job.runtime.device)
     where = f"eval_bias {model_ref.get('alias')}"
     tokenizer, n_ctx = open_tokenizer(model_ref, where)
     frames = []
-    for path in prompt_files:
+    for path in prompts:
         stem = Path(path).stem  # {bias}_{template}_{corruption}
         bias, template, corruption = stem.split("_")
         frame = read_prompts(path).assign(bias=bias, template=template, corruption=corruption)
         eap.encode_pairs(tokenizer, frame.clean.tolist(), frame.corrupted.tolist(), n_ctx, str(path))
         frames.append(frame)
-    prompts = pd.concat(frames, ignore_index=True)
-    if prompts.empty:
+    rows_in = pd.concat(frames, ignore_index=True)
+    if rows_in.empty:
         raise ValueError(f"{where}: no prompts")
-    session = load_session(model_ref, tokenizer, device, dtype_name)
-    labeler = make_labeler(tokenizer, prompts.clean.tolist(), label_params, device)
-    ids = [eap.encode_prompt(tokenizer, text) for text in prompts.clean]
-    batches = eap.make_batches(ids, ids, batch_size, _pad_id(tokenizer))
+    session = load_session(model_ref, tokenizer, device, job.dtype)
+    labeler = make_labeler(tokenizer, rows_in.clean.tolist(), job.labeling, device)
+    ids = [eap.encode_prompt(tokenizer, text) for text in rows_in.clean]
+    batches = eap.make_batches(ids, ids, job.batch_size, _pad_id(tokenizer))
     tracer = eap.Tracer(session.model, session.adapter)
     rows = []
     with torch.no_grad():
         for batch in batches:
             logits = tracer.run(batch.clean_ids, batch.clean_mask)
             probs = torch.softmax(logits.float(), dim=-1)
-            rows += describe_topk(probs, batch.index.numpy(), labeler, label_params["top_k"])
+            rows += describe_topk(probs, batch.index.numpy(), labeler, job.labeling.top_k)
     details = pd.DataFrame(rows).sort_values("example").drop(columns="example").reset_index(drop=True)
-    table = pd.concat([prompts, details], axis=1)  # describe_topk's "example" is the row of `prompts`
-    with atomic_path(out_table) as tmp:
-        table.to_parquet(tmp, index=False)
-    summary = {
+    frame = pd.concat([rows_in, details], axis=1)  # describe_topk's "example" is the row of `rows_in`
+    with atomic_path(table) as tmp:
+        frame.to_parquet(tmp, index=False)
+    result = {
         f"{t}_{c}": {m: float(g[m].mean()) for m in ("m1", "m2", "g1", "g2")}
-        for (t, c), g in table.groupby(["template", "corruption"])
+        for (t, c), g in frame.groupby(["template", "corruption"])
     }
-    summary["sentiment_calls"] = labeler.sentiment.calls
-    write_json(out_summary, summary)
-    return summary
+    result["sentiment_calls"] = labeler.sentiment.calls
+    write_json(summary, result)
+    return result
 
 
 def _pad_id(tokenizer) -> int:
@@ -249,6 +284,28 @@ def split_groups(eval_table: str | Path, bias: str, template: str, corruption: s
     return counts
 
 
+@dataclass(frozen=True)
+class SplitDemographicJob:
+    template: str
+    corruption: str
+
+
+def split_demographic(job: SplitDemographicJob, *, table: str, pos: str, neg: str, stats: str) -> dict[str, Any]:
+    """The base model's demographic split (pos iff P_pos > P_neg) of one template."""
+    return split_groups(table, "demographic", job.template, job.corruption, {"pos": pos, "neg": neg, "stats": stats})
+
+
+@dataclass(frozen=True)
+class SplitGenderJob:
+    template: str
+    corruption: str
+
+
+def split_gender(job: SplitGenderJob, *, table: str, mb: str, fb: str, stats: str) -> dict[str, Any]:
+    """The base model's gender split (mb iff P_male > P_female) of one template."""
+    return split_groups(table, "gender", job.template, job.corruption, {"mb": mb, "fb": fb, "stats": stats})
+
+
 # --------------------------------------------------------------------------- EAP
 def _eap_inputs(model_ref, prompts_csv, split: str, cfg: EAPConfig, where: str):
     """Prompts, token ids and batches; every input check happens here, before weights load."""
@@ -281,33 +338,55 @@ def pair_batches(model_ref, prompts: pd.DataFrame, cfg: EAPConfig, where: str):
     return prompts.reset_index(drop=True), tokenizer, batches, align
 
 
+@dataclass(frozen=True)
+class DiscoverCircuitJob:
+    model: dict[str, Any]  # the model ref (workflow.model_ref)
+    eap: EAPConfig
+    split: str  # the base model's split the prompts come from (studies.circuits.eap.split.<bias>)
+    labeling: Labeling
+    bias: str
+    template: str
+    corruption: str
+    metric: str
+    runtime: Runtime
+    seed: int
+
+
 def discover_circuit(
+    job: DiscoverCircuitJob,
     *,
-    model_ref: dict,
-    prompts_csv: str | Path,
-    bias: str,
-    template: str,
-    corruption: str,
-    metric_name: str,
-    eap_params: dict,
-    label_params: dict,
-    device: Any,
-    outputs: dict[str, str],
-    title_model: str,
-) -> dict:
+    model: list[str],
+    prompts: str,
+    labels: list[str],
+    scores: str,
+    top_edges: str,
+    circuit: str,
+    results: str,
+    results_json: str,
+    threads: int,
+) -> dict[str, Any]:
     """EAP scores of every edge (the full dense table), then the top-n list, the greedy
     circuit and its faithfulness (baseline, full graph, circuit, corrupted)."""
+    del model, labels  # tracked by the rule; the model ref and the labeling name them
+    set_threads(threads)
+    outputs = {"scores": scores, "top_edges": top_edges, "circuit": circuit, "results": results}
+    outputs["results_json"] = results_json
+    return find_circuit(job, prompts, choose_device(job.runtime.device), outputs)
+
+
+def find_circuit(job: DiscoverCircuitJob, prompts_csv: str | Path, device: Any, outputs: dict[str, str]) -> dict:
     from biasdrift.circuits import eap
     from biasdrift.circuits.metrics import TopKMetric, check_metric
 
+    bias, template, corruption, metric_name = job.bias, job.template, job.corruption, job.metric
+    model_ref, cfg, label_params, title_model = job.model, job.eap, job.labeling, job.model["alias"]
     check_pairing(bias, template, "discover_circuit")
     check_metric(bias, metric_name, "discover_circuit")
-    cfg = from_params(EAPConfig, eap_params)
     where = f"discover_circuit {title_model} {bias} {display(template)} {display(metric_name)}"
-    prompts, tokenizer, batches, align = _eap_inputs(model_ref, prompts_csv, cfg.split, cfg, where)
+    prompts, tokenizer, batches, align = _eap_inputs(model_ref, prompts_csv, job.split, cfg, where)
     session = load_session(model_ref, tokenizer, device, cfg.dtype)
     labeler = make_labeler(tokenizer, prompts.clean.tolist(), label_params, device)
-    metric = TopKMetric(metric_name, labeler, label_params["top_k"])
+    metric = TopKMetric(metric_name, labeler, label_params.top_k)
     scores = eap.attribute(session.model, session.adapter, batches, metric, method=cfg.method, ig_steps=cfg.ig_steps)
     graph = Graph(session.adapter.n_layers, session.adapter.n_heads)
     table = circuit.edge_table(graph, scores)
@@ -317,7 +396,7 @@ def discover_circuit(
             "%s: every EAP score is 0: the metric has no gradient on these prompts (e.g. M2 when no top-%d "
             "token is positive); the ranking below is by edge name only",
             where,
-            label_params["top_k"],
+            label_params.top_k,
         )
     meta = {
         "model": title_model,
@@ -392,37 +471,58 @@ def discover_circuit(
     return {**result, "edges": len(table), "circuit_edges": int(pruned.sum())}
 
 
+@dataclass(frozen=True)
+class AblateCircuitJob:
+    model: dict[str, Any]  # the model ref (workflow.model_ref)
+    eap: EAPConfig
+    split: str  # the base model's split the prompts come from
+    labeling: Labeling
+    levels: list[int]  # studies.circuits.ablation.levels
+    exact_check: bool
+    exact_check_max_edges: int
+    runtime: Runtime
+    seed: int
+
+
 def ablate_circuit(
+    job: AblateCircuitJob,
     *,
-    model_ref: dict,
-    scores_path: str | Path,
-    prompts_csv: str | Path,
-    eap_params: dict,
-    label_params: dict,
-    levels: list[int],
-    exact_check: bool,
-    exact_check_max_edges: int,
-    device: Any,
-    outputs: dict[str, str],
-) -> dict:
+    model: list[str],
+    scores: str,
+    prompts: str,
+    labels: list[str],
+    ablation: str,
+    faithfulness: str,
+    exact: str,
+    exact_json: str,
+    threads: int,
+) -> dict[str, Any]:
     """Metric with the top-n edges removed (read from the saved scores, no EAP rerun), the
     faithfulness of the greedy circuit of n edges for every level n (the size curve), and
     optionally exact single-edge patching of every edge against its EAP score."""
+    del model, labels  # tracked by the rule; the model ref and the labeling name them
+    set_threads(threads)
+    outputs = {"ablation": ablation, "faithfulness": faithfulness, "exact": exact, "exact_json": exact_json}
+    return ablate(job, scores, prompts, choose_device(job.runtime.device), outputs)
+
+
+def ablate(job: AblateCircuitJob, scores_path: str | Path, prompts_csv: str | Path, device: Any, outputs: dict) -> dict:
     from biasdrift.circuits import eap
     from biasdrift.circuits.metrics import TopKMetric
 
+    model_ref, cfg, label_params = job.model, job.eap, job.labeling
+    levels, exact_check, exact_check_max_edges = job.levels, job.exact_check, job.exact_check_max_edges
     table, meta = circuit.read_scores(scores_path)
     graph = circuit.graph_of(meta, str(scores_path))
-    cfg = from_params(EAPConfig, eap_params)
     where = f"ablate_circuit {scores_path}"
     if exact_check and len(table) > exact_check_max_edges:
         raise ValueError(
             f"{where}: exact check of {len(table)} edges exceeds exact_check_max_edges={exact_check_max_edges}"
         )
-    prompts, tokenizer, batches, _ = _eap_inputs(model_ref, prompts_csv, cfg.split, cfg, where)
+    prompts, tokenizer, batches, _ = _eap_inputs(model_ref, prompts_csv, job.split, cfg, where)
     session = load_session(model_ref, tokenizer, device, cfg.dtype)
     labeler = make_labeler(tokenizer, prompts.clean.tolist(), label_params, device)
-    metric = TopKMetric(meta["metric"], labeler, label_params["top_k"])
+    metric = TopKMetric(meta["metric"], labeler, label_params.top_k)
     masks = circuit.ablation_masks(table, levels, cfg.ranking)
     kept = circuit.size_curve_masks(table, levels, cfg.ranking)
     empty = np.zeros(len(table), dtype=bool)
@@ -465,48 +565,88 @@ def ablate_circuit(
 
 
 # --------------------------------------------------------------------------- fine-tuning
-def finetune(
-    *,
-    model_ref: dict,
-    spec: dict,
-    groups: dict | None,
-    underscores: str,
-    data_path: str | None,
-    out_dir,
-    metrics_path,
-    scratch_dir,
-    device,
-    runtime_seed_info: dict,
-) -> dict:
-    from biasdrift.circuits.finetune import FinetuneConfig, finetune_causal_lm, positive_bias_texts, unrelated_texts
-    from biasdrift.data import read_dataset
-    from biasdrift.training import config_from_dict
+@dataclass(frozen=True)
+class FinetuneCircuitsJob:
+    """One fine-tune ``studies.circuits.finetunes.<ft>`` of one base model."""
 
-    if spec["kind"] == "positive_bias":
-        names, _ = load_groups(groups, underscores, f"{spec['bias']} groups")
-        texts = positive_bias_texts(spec["bias"], names, spec["frames"])
+    model: dict[str, Any]  # the base model's ref
+    ft: str
+    kind: str
+    bias: str | None
+    frames: str
+    text_column: str
+    max_examples: int | None
+    valid_fraction: float
+    max_length: int
+    train: FinetuneConfig
+    group_source: dict[str, Any] | None  # positive_bias: what load_groups reads
+    underscores: str
+    seed: int
+    runtime: Runtime
+    scratch: str
+
+
+def finetune_circuits(
+    job: FinetuneCircuitsJob, *, base_model: list[str], data: list[str], model: str, metrics: str, threads: int
+) -> dict[str, Any]:
+    """Fine-tune one base model on positive-bias sentences or unrelated text (``data``:
+    the unrelated dataset, or the group file of a positive-bias one)."""
+    from biasdrift.circuits.finetune import finetune_causal_lm, positive_bias_texts, unrelated_texts
+    from biasdrift.data import read_dataset
+
+    del base_model  # tracked by the rule; the model ref names it
+    set_threads(threads)
+    if job.kind == "positive_bias":
+        names, _ = load_groups(job.group_source, job.underscores, f"{job.bias} groups")
+        texts = positive_bias_texts(job.bias, names, job.frames)
     else:
-        frame = read_dataset(data_path, [spec["text_column"]])
-        texts = unrelated_texts(frame, spec["text_column"], spec.get("max_examples"), str(data_path))
-    train = {**spec["train"], "valid_fraction": spec["valid_fraction"], "max_length": spec["max_length"]}
-    cfg = config_from_dict(FinetuneConfig, train, "finetune")
-    return finetune_causal_lm(
-        model_ref=model_ref,
+        data_path = data[0]
+        frame = read_dataset(data_path, [job.text_column])
+        texts = unrelated_texts(frame, job.text_column, job.max_examples, str(data_path))
+    out = finetune_causal_lm(
+        model_ref=job.model,
         texts=texts,
-        out_dir=out_dir,
-        metrics_path=metrics_path,
-        scratch_dir=scratch_dir,
-        cfg=cfg,
-        seed=spec["seed"],
-        device=device,
-        run_info={"kind": spec["kind"], "bias": spec.get("bias"), "model": model_ref, **runtime_seed_info},
+        out_dir=model,
+        metrics_path=metrics,
+        scratch_dir=job.scratch,
+        cfg=job.train,
+        valid_fraction=job.valid_fraction,
+        max_length=job.max_length,
+        seed=job.seed,
+        device=choose_device(job.runtime.device),
+        run_info={"kind": job.kind, "bias": job.bias, "model": job.model, "ft": job.ft},
     )
+    return {k: out[k] for k in ("global_step", "train_loss", "final_eval", "resumed_from_step")}
 
 
 # --------------------------------------------------------------------------- comparison
+@dataclass(frozen=True)
+class CompareCircuitsJob:
+    n_edges: int  # studies.circuits.compare.n_edges
+    ranking: str  # studies.circuits.eap.ranking
+    report_fields: dict[str, str]  # the header lines of the report (the original's layout)
+
+
 def compare_circuits(
-    *, inputs: dict[str, str], n_edges: int, ranking: str, fields_: dict[str, str], out_txt, out_json
-) -> dict:
+    job: CompareCircuitsJob,
+    *,
+    base: str,
+    tuned: str,
+    base_results: str,
+    tuned_results: str,
+    base_bias: str,
+    tuned_bias: str,
+    prompts: str,
+    report: str,
+    json: str,
+) -> dict[str, Any]:
+    """Top edges of a fine-tuned model against its base model, and the change of the metric."""
+    inputs = {"base": base, "tuned": tuned, "base_results": base_results, "tuned_results": tuned_results}
+    inputs.update(base_bias=base_bias, tuned_bias=tuned_bias, prompts=prompts)
+    return compare(inputs, job.n_edges, job.ranking, job.report_fields, report, json)
+
+
+def compare(inputs: dict[str, str], n_edges: int, ranking: str, fields_: dict[str, str], out_txt, out_json) -> dict:
     base, base_meta = circuit.read_scores(inputs["base"])
     tuned, tuned_meta = circuit.read_scores(inputs["tuned"])
     if len(base) != len(tuned) or not (base.edge.to_numpy() == tuned.edge.to_numpy()).all():
@@ -519,7 +659,7 @@ def compare_circuits(
     run = {k: base_meta[k] for k in ("bias", "template", "corruption", "metric")}
     change: dict[str, Any] = {}
     for name in ("base_results", "tuned_results"):
-        change[name.split("_")[0]] = json.loads(Path(inputs[name]).read_text())["baseline"]
+        change[name.split("_")[0]] = read_json(inputs[name])["baseline"]
     change["delta"] = change["tuned"] - change["base"]
     metrics = {}
     base_bias, tuned_bias = pd.read_parquet(inputs["base_bias"]), pd.read_parquet(inputs["tuned_bias"])
@@ -549,7 +689,19 @@ def compare_circuits(
 
 
 # --------------------------------------------------------------------------- stability
-def analyze_stability(*, score_files: list[str], top_k: int, ranking: str, outputs: dict[str, str]) -> dict:
+@dataclass(frozen=True)
+class AnalyzeStabilityJob:
+    top_k: int  # studies.circuits.stability.top_k
+    ranking: str  # studies.circuits.eap.ranking
+
+
+def analyze_stability(
+    job: AnalyzeStabilityJob, *, scores: list[str], matrix: str, grammatical: str, bias_type: str, layerwise: str
+) -> dict[str, Any]:
+    """Top-edge overlap across the runs of one model, grammatical and bias-type stability,
+    and the layer distribution of the top edges."""
+    score_files, top_k, ranking = scores, job.top_k, job.ranking
+    outputs = {"matrix": matrix, "grammatical": grammatical, "bias_type": bias_type, "layerwise": layerwise}
     sets, layers = {}, []
     for path in score_files:
         table, meta = circuit.read_scores(path)
@@ -574,10 +726,21 @@ def analyze_stability(*, score_files: list[str], top_k: int, ranking: str, outpu
 SUMMARY_METRICS = {"demographic": ("m2", "m1"), "gender": ("g2", "g1", "m2")}
 
 
-def summarize_bias(*, tables: list[str], params: dict, out_csv, out_json) -> dict:
+@dataclass(frozen=True)
+class SummarizeBiasJob:
+    models: list[str]
+    finetunes: list[str]  # "base" first
+    corruptions: list[str]
+    planted: dict[str, dict[str, list[str]]] | None  # the planted groups of a world, per bias type
+    bootstrap: dict[str, Any]  # studies.circuits.bootstrap: samples, seed
+
+
+def summarize_bias(job: SummarizeBiasJob, *, tables: list[str], csv: str, json: str) -> dict[str, Any]:
     """Mean metric per group class (the base model's split, and the planted classes when
     known) with bootstrap intervals, for every model and fine-tune, and the paired change
     of every fine-tune against its base model."""
+    params = {"planted": job.planted, "bootstrap": job.bootstrap}
+    out_csv, out_json = csv, json
     frames = []
     for path in tables:
         parts = Path(path).parts  # results/circuits/{model}/{ft}/bias/{corruption}.parquet
@@ -641,9 +804,105 @@ def summarize_bias(*, tables: list[str], params: dict, out_csv, out_json) -> dic
     return {"rows": len(summary), "split_agrees_with_planted": agreement}
 
 
-def set_threads(threads: int) -> None:
-    """Torch CPU threads = the rule's threads (oversubscribed threads are very slow on
-    small models)."""
-    import torch
+# --------------------------------------------------------------------------- your own task
+@dataclass(frozen=True)
+class DiscoverTaskCircuitJob:
+    model: dict[str, Any]  # the model ref (workflow.model_ref)
+    task_name: str  # the key of studies.circuits.tasks
+    eap: EAPConfig
+    sizes: list[int]  # studies.circuits.tasks.<task>.sizes
+    runtime: Runtime
+    seed: int
 
-    torch.set_num_threads(max(1, int(threads)))
+
+def discover_task_circuit(
+    job: DiscoverTaskCircuitJob,
+    *,
+    model: list[str],
+    task: str,
+    scores: str,
+    top_edges: str,
+    faithfulness: str,
+    results_json: str,
+    threads: int,
+) -> dict[str, Any]:
+    """EAP on your own clean/corrupted prompt pairs (a TSV) with the logit-difference
+    metric; top edges, the greedy circuit and faithfulness against size."""
+    from biasdrift.circuits.tasks import task_circuit
+
+    del model  # tracked by the rule; the model ref names it
+    set_threads(threads)
+    return task_circuit(
+        model_ref=job.model,
+        task_tsv=task,
+        task=job.task_name,
+        cfg=job.eap,
+        sizes=list(job.sizes),
+        device=choose_device(job.runtime.device),
+        outputs={"scores": scores, "top_edges": top_edges, "faithfulness": faithfulness, "results_json": results_json},
+    )
+
+
+# --------------------------------------------------------------------------- plots (the HTML report)
+@dataclass(frozen=True)
+class PlotCircuitsBiasJob:
+    pass
+
+
+def plot_circuits_bias(job: PlotCircuitsBiasJob, *, summary: str, svg: str, csv: str) -> dict[str, Any]:
+    """Bias by base-model group split, before and after fine-tuning."""
+    from biasdrift.circuits.plots import plot_bias_shift
+
+    del job
+    return plot_bias_shift(summary, svg, csv)
+
+
+@dataclass(frozen=True)
+class PlotCircuitsComparisonsJob:
+    pass
+
+
+def plot_circuits_comparisons(
+    job: PlotCircuitsComparisonsJob, *, comparisons: list[str], svg: str, csv: str
+) -> dict[str, Any]:
+    """Top-edge overlap of every fine-tuned model with its base."""
+    from biasdrift.circuits.plots import plot_comparisons
+
+    del job
+    return plot_comparisons(list(comparisons), svg, csv)
+
+
+@dataclass(frozen=True)
+class PlotCircuitsStabilityJob:
+    model: str  # the model alias (the figure's title)
+
+
+def plot_circuits_stability(
+    job: PlotCircuitsStabilityJob,
+    *,
+    matrix: str,
+    layerwise: str,
+    heatmap: str,
+    heatmap_csv: str,
+    layers: str,
+    layers_csv: str,
+) -> dict[str, Any]:
+    """Overlap heatmap and layer distribution of one model's circuits."""
+    from biasdrift.circuits.plots import plot_stability
+
+    return plot_stability(matrix, layerwise, job.model, heatmap, heatmap_csv, layers, layers_csv)
+
+
+@dataclass(frozen=True)
+class PlotCircuitsAblationJob:
+    pass
+
+
+def plot_circuits_ablation(
+    job: PlotCircuitsAblationJob, *, ablations: list[str], svg: str, csv: str, exact_svg: str, exact_csv: str
+) -> dict[str, Any]:
+    """Ablation curves and EAP against exact patching."""
+    from biasdrift.circuits.plots import plot_ablation
+
+    del job
+    return plot_ablation(list(ablations), svg, csv, exact_svg, exact_csv)

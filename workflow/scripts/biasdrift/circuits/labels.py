@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -41,16 +41,18 @@ def normalise_token(text: str) -> str:
     return text.strip(_STRIP).lower()
 
 
-@dataclass
+@dataclass(frozen=True)
 class SentimentConfig:
-    """``studies.circuits.sentiment`` (schema: config/schema/circuits.yaml)."""
+    """``studies.circuits.sentiment`` (defaults: config/schema/circuits.yaml)."""
 
-    backend: str = field(default="lexicon", metadata={"help": "lexicon or hf (a sentiment pipeline model alias)."})
-    lexicon: str = field(default="resources/circuits/sentiment_lexicon.csv", metadata={"help": "word,polarity CSV."})
-    model: str | None = field(default=None, metadata={"help": "Model alias of the hf backend."})
-    text: str = field(default="sentence", metadata={"help": "sentence (prompt + token) or completion (token)."})
-    positive_label: str = field(default="POSITIVE", metadata={"help": "Label of the positive class (hf)."})
-    batch_size: int = field(default=64, metadata={"help": "Classifier batch size (hf)."})
+    SCHEMA: ClassVar[str] = "studies.circuits.sentiment"  # the schema section it mirrors: its defaults
+
+    backend: str = field(metadata={"help": "lexicon or hf (a sentiment pipeline model alias)."})
+    lexicon: str = field(metadata={"help": "word,polarity CSV."})
+    model: str | None = field(metadata={"help": "Model alias of the hf backend."})
+    text: str = field(metadata={"help": "sentence (prompt + token) or completion (token)."})
+    positive_label: str = field(metadata={"help": "Label of the positive class (hf)."})
+    batch_size: int = field(metadata={"help": "Classifier batch size (hf)."})
 
 
 class SentimentBackend(ABC):

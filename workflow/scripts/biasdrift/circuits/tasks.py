@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from biasdrift.circuits.jobs import EAPConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +90,24 @@ class LogitDiff:
         return logits[rows, a] - logits[rows, d]
 
 
-def discover_task_circuit(
+def task_circuit(
     *,
     model_ref: dict,
     task_tsv: str | Path,
     task: str,
-    eap_params: dict,
+    cfg: EAPConfig,
     sizes: list[int],
     device: Any,
     outputs: dict[str, str],
 ) -> dict[str, Any]:
-    """Rule discover_task_circuit: EAP (or EAP-IG) scores of every edge for the task's
+    """Rule discover_task_circuit (jobs.discover_task_circuit): EAP (or EAP-IG) scores of every edge for the task's
     prompt pairs and logit difference, the top edges, the greedy circuit of ``n_edges``
     and the faithfulness of the greedy circuit of every size in ``sizes``."""
     from biasdrift.circuits import circuit, eap
     from biasdrift.circuits.graph import Graph
-    from biasdrift.circuits.jobs import EAPConfig, from_params, load_session, pair_batches
+    from biasdrift.circuits.jobs import load_session, pair_batches
     from biasdrift.runtime import atomic_path, write_json, write_text
 
-    cfg = from_params(EAPConfig, eap_params)
     where = f"discover_task_circuit {model_ref.get('alias')} task {task}"
     rows, tokenizer, batches, align = pair_batches(model_ref, read_task(task_tsv, where), cfg, where)
     answers = single_tokens(tokenizer, rows["answer"].tolist(), "answer", f"{where} {task_tsv}")

@@ -27,24 +27,24 @@ from pathlib import Path
 from typing import Any
 
 from biasdrift import config as bdc
-from biasdrift.circuits.prompts import BIAS_TEMPLATES, TEMPLATES, check_pairing
+from biasdrift.circuits.prompts import BIAS_TEMPLATES, TEMPLATES, check_pairing, display
 
 CODE_VERSION = {
-    "make_prompts": 1,
-    "eval_bias": 1,
-    "split_demographic": 1,
-    "split_gender": 1,
-    "discover_circuit": 1,
-    "ablate_circuit": 2,
-    "finetune_circuits": 2,
-    "compare_circuits": 1,
-    "analyze_stability": 1,
-    "summarize_bias": 1,
-    "plot_circuits_bias": 1,
-    "plot_circuits_comparisons": 1,
-    "plot_circuits_stability": 1,
-    "plot_circuits_ablation": 2,
-    "discover_task_circuit": 1,
+    "make_prompts": 2,
+    "eval_bias": 2,
+    "split_demographic": 2,
+    "split_gender": 2,
+    "discover_circuit": 2,
+    "ablate_circuit": 3,
+    "finetune_circuits": 3,
+    "compare_circuits": 2,
+    "analyze_stability": 2,
+    "summarize_bias": 2,
+    "plot_circuits_bias": 2,
+    "plot_circuits_comparisons": 2,
+    "plot_circuits_stability": 2,
+    "plot_circuits_ablation": 3,
+    "discover_task_circuit": 2,
 }
 
 ROOT = "results/circuits"
@@ -205,16 +205,6 @@ def task_file(config: dict, wildcards) -> str:
     return tasks[wildcards.task]["file"]
 
 
-def task_params(config: dict, wildcards) -> dict[str, Any]:
-    """The EAP settings (no group split: a task has its own prompts) and the task's sizes."""
-    cfg = study(config)
-    task_file(config, wildcards)
-    return {
-        "eap": {k: v for k, v in cfg["eap"].items() if k != "split"},
-        "sizes": cfg["tasks"][wildcards.task]["sizes"],
-    }
-
-
 def task_pattern(config: dict) -> str:
     names = sorted(study(config)["tasks"], key=len, reverse=True) if "circuits" in config.get("studies", {}) else []
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
@@ -235,10 +225,9 @@ def world_groups(config: dict, alias: str) -> dict[str, dict[str, list[str]]]:
     """The planted groups of a circuits_world dataset (its generator params + defaults)."""
     from biasdrift.circuits.generators import CircuitsWorldParams
     from biasdrift.circuits.generators import world_groups as planted
-    from biasdrift.config import config_from_dict
 
     params = config["datasets"][alias]["generate"].get("params") or {}
-    return planted(config_from_dict(CircuitsWorldParams, params, f"datasets.{alias}.generate.params"))
+    return planted(bdc.from_schema(CircuitsWorldParams, **params))
 
 
 def group_source(config: dict, bias: str) -> dict[str, Any]:
@@ -277,10 +266,6 @@ def group_file(config: dict, wildcards) -> list[str]:
     return [source["file"]] if "file" in source else []
 
 
-def group_params(config: dict, wildcards) -> dict[str, Any]:
-    return group_source(config, _bias(wildcards))
-
-
 # --------------------------------------------------------------------------- models
 def _check_ft(config: dict, ft: str) -> None:
     if ft != "base" and ft not in study(config)["finetunes"]:
@@ -307,10 +292,6 @@ def base_model_inputs(config: dict, wildcards) -> list[str]:
     return bdc.model_inputs(config, wildcards.model)
 
 
-def base_model_ref(config: dict, wildcards) -> dict[str, Any]:
-    return bdc.model_ref(config, wildcards.model)
-
-
 # --------------------------------------------------------------------------- labels
 def label_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
     cfg = study(config)
@@ -323,7 +304,9 @@ def label_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
     return files
 
 
-def label_params(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+def label_params(config: dict, wildcards=None) -> dict[str, Any]:  # noqa: ARG001
+    """The labeling of the next tokens (jobs.Labeling): sentiment backend and its model ref,
+    gender lexicon, top-k."""
     cfg = study(config)
     sentiment = dict(cfg["sentiment"])
     ref = bdc.model_ref(config, sentiment["model"]) if sentiment["backend"] == "hf" else None
@@ -353,12 +336,6 @@ def eap_prompts(config: dict, wildcards) -> str:
     return split_file(wildcards.model, bias, wildcards.template, wildcards.corruption, choice)
 
 
-def eap_params(config: dict, wildcards) -> dict[str, Any]:
-    _bias(wildcards)
-    cfg = study(config)
-    return {**cfg["eap"], "split": cfg["eap"]["split"][wildcards.bias]}
-
-
 def finetune_spec(config: dict, wildcards) -> dict[str, Any]:
     _check_ft(config, wildcards.ft)
     if wildcards.ft == "base":
@@ -372,11 +349,6 @@ def finetune_inputs(config: dict, wildcards) -> list[str]:
         return [bdc.dataset_file(spec["dataset"])]
     source = group_source(config, spec["bias"])
     return [source["file"]] if "file" in source else []
-
-
-def finetune_groups(config: dict, wildcards) -> dict[str, Any] | None:
-    spec = finetune_spec(config, wildcards)
-    return group_source(config, spec["bias"]) if spec["kind"] == "positive_bias" else None
 
 
 def compare_inputs(config: dict, wildcards) -> dict[str, str]:
@@ -408,17 +380,6 @@ def summary_inputs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
     return out
 
 
-def summary_params(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
-    cfg = study(config)
-    return {
-        "models": cfg["models"],
-        "finetunes": ["base", *cfg["finetunes"]],
-        "corruptions": cfg["corruptions"],
-        "planted": planted(config),
-        "bootstrap": cfg["bootstrap"],
-    }
-
-
 def comparison_jsons(config: dict, wildcards) -> list[str]:  # noqa: ARG001
     cfg = study(config)
     return [
@@ -436,3 +397,150 @@ def ablation_csvs(config: dict, wildcards) -> list[str]:  # noqa: ARG001
         for model in cfg["models"]
         for run in listed_runs(config, "ablation")
     ]
+
+
+# --------------------------------------------------------------------------- stage params
+# One function per rule, named like it: ``f(config, wildcards) -> dict``, the stage's whole
+# params (the fields of its job dataclass in biasdrift.circuits.jobs; the rules file
+# binds them with ``params: job=stage_params("circuits", "<rule>")``).
+def _eap(config: dict) -> dict[str, Any]:
+    """studies.circuits.eap without its per-bias split (jobs.EAPConfig)."""
+    return {k: v for k, v in study(config)["eap"].items() if k != "split"}
+
+
+def make_prompts(config: dict, wildcards) -> dict[str, Any]:
+    return {
+        "group_source": group_source(config, _bias(wildcards)),
+        "underscores": study(config)["underscores"],
+        "bias": wildcards.bias,
+        "template": wildcards.template,
+        "corruption": wildcards.corruption,
+    }
+
+
+def eval_bias(config: dict, wildcards) -> dict[str, Any]:
+    eap = study(config)["eap"]
+    return {
+        "model": model_ref(config, wildcards),
+        "labeling": label_params(config, wildcards),
+        "batch_size": eap["batch_size"],
+        "dtype": eap["dtype"],
+        "runtime": config["runtime"],
+        "seed": 0,
+    }
+
+
+def split_demographic(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"template": wildcards.template, "corruption": wildcards.corruption}
+
+
+def split_gender(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"template": wildcards.template, "corruption": wildcards.corruption}
+
+
+def _eap_run(config: dict, wildcards) -> dict[str, Any]:
+    """What discover_circuit and ablate_circuit share: model, EAP settings, split, labeling."""
+    bias = _bias(wildcards)
+    return {
+        "model": model_ref(config, wildcards),
+        "eap": _eap(config),
+        "split": study(config)["eap"]["split"][bias],
+        "labeling": label_params(config, wildcards),
+    }
+
+
+def discover_circuit(config: dict, wildcards) -> dict[str, Any]:
+    return {
+        **_eap_run(config, wildcards),
+        **{k: getattr(wildcards, k) for k in ("bias", "template", "corruption", "metric")},
+        "runtime": config["runtime"],
+        "seed": 0,
+    }
+
+
+def ablate_circuit(config: dict, wildcards) -> dict[str, Any]:
+    ablation = study(config)["ablation"]
+    return {
+        **_eap_run(config, wildcards),
+        "levels": ablation["levels"],
+        "exact_check": ablation["exact_check"],
+        "exact_check_max_edges": ablation["exact_check_max_edges"],
+        "runtime": config["runtime"],
+        "seed": 0,
+    }
+
+
+def finetune_circuits(config: dict, wildcards) -> dict[str, Any]:
+    spec = finetune_spec(config, wildcards)
+    positive = spec["kind"] == "positive_bias"
+    return {
+        "model": bdc.model_ref(config, wildcards.model),
+        "ft": wildcards.ft,
+        "kind": spec["kind"],
+        "bias": spec.get("bias"),  # positive_bias only (no schema default)
+        **{k: spec[k] for k in ("frames", "text_column", "max_examples", "valid_fraction", "max_length", "train")},
+        "group_source": group_source(config, spec["bias"]) if positive else None,
+        "underscores": study(config)["underscores"],
+        "seed": spec["seed"],
+        "runtime": config["runtime"],
+        "scratch": f"{ROOT}/{wildcards.model}/{wildcards.ft}/.scratch/finetune_circuits",
+    }
+
+
+def compare_circuits(config: dict, wildcards) -> dict[str, Any]:
+    bias = _bias(wildcards)
+    cfg = study(config)
+    fields = {
+        "Base Model": wildcards.model,
+        "Fine-tuned Model Path": model_ref(config, wildcards)["path"],
+        "Fine-tune": wildcards.ft,
+        "Bias Type": bias,
+        "Sentence Template": display(wildcards.template),
+        "Corruption": display(wildcards.corruption),
+        "Metric": display(wildcards.metric),
+    }
+    return {"n_edges": cfg["compare"]["n_edges"], "ranking": cfg["eap"]["ranking"], "report_fields": fields}
+
+
+def analyze_stability(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    cfg = study(config)
+    return {"top_k": cfg["stability"]["top_k"], "ranking": cfg["eap"]["ranking"]}
+
+
+def summarize_bias(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    cfg = study(config)
+    return {
+        "models": cfg["models"],
+        "finetunes": ["base", *cfg["finetunes"]],
+        "corruptions": cfg["corruptions"],
+        "planted": planted(config),
+        "bootstrap": cfg["bootstrap"],
+    }
+
+
+def discover_task_circuit(config: dict, wildcards) -> dict[str, Any]:
+    task_file(config, wildcards)  # names an unknown task
+    return {
+        "model": model_ref(config, wildcards),
+        "task_name": wildcards.task,
+        "eap": _eap(config),  # no group split: a task has its own prompts
+        "sizes": study(config)["tasks"][wildcards.task]["sizes"],
+        "runtime": config["runtime"],
+        "seed": 0,
+    }
+
+
+def plot_circuits_bias(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def plot_circuits_comparisons(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def plot_circuits_stability(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"model": wildcards.model}
+
+
+def plot_circuits_ablation(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift.models import load_model, load_tokenizer
 from biasdrift.runtime import read_json, write_json
@@ -32,15 +32,14 @@ class AdapterMismatchError(ValueError):
 class LoraSettings:
     """LoRA / QLoRA settings (schema: ``studies.politune.lora``)."""
 
-    r: int = field(default=16, metadata={"help": "LoRA rank."})
-    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)."})
-    dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch (trl's DPO turns dropout off)."})
-    target_modules: tuple[str, ...] = field(
-        default=("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"),
-        metadata={"help": "Module names that get adapters."},
-    )
-    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: NF4 4-bit base weights (bitsandbytes, CUDA)."})
-    model_dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16."})
+    SCHEMA: ClassVar[str] = "studies.politune.lora"  # the schema section it mirrors: its defaults
+
+    r: int = field(metadata={"help": "LoRA rank."})
+    alpha: int = field(metadata={"help": "LoRA alpha (scale = alpha / r)."})
+    dropout: float = field(metadata={"help": "Dropout on the LoRA branch (trl's DPO turns dropout off)."})
+    target_modules: tuple[str, ...] = field(metadata={"help": "Module names that get adapters."})
+    load_in_4bit: bool = field(metadata={"help": "QLoRA: NF4 4-bit base weights (bitsandbytes, CUDA)."})
+    model_dtype: str = field(metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))

@@ -25,7 +25,6 @@ from biasdrift.politune.judge import read_prompts
 from biasdrift.politune.pairs import read_pairs
 from biasdrift.politune.preference import preference_margins
 from biasdrift.politune.probe import GenerationConfig, ProbeConfig, generate, read_statements, run_probe
-from biasdrift.politune.workflow import parse_state
 from biasdrift.runtime import atomic_path
 
 log = logging.getLogger(__name__)
@@ -127,39 +126,3 @@ def evaluate_state(
         record["raw_accuracy"] = float(preferences["raw_correct"].mean())
     log.info("state %s: %s", state, record)
     return record
-
-
-def probe_config(params: dict[str, Any]) -> ProbeConfig:
-    """The probe settings of ``studies.politune.probe`` (the statements alias dropped)."""
-    values = {k: v for k, v in params.items() if k != "statements"}
-    values["generation"] = GenerationConfig(**values.get("generation", {}))
-    return ProbeConfig(**values)
-
-
-def evaluate_from_params(
-    params: dict[str, Any], *, ref: dict[str, Any], inputs: dict[str, Any], out: dict[str, str], device
-) -> dict[str, Any]:
-    """:func:`evaluate_state` from the params and named inputs of rule evaluate_politune."""
-    from biasdrift.training import config_from_dict
-
-    state = params["state"]
-    subdir = adapter_subdir(parse_state(state)["step"])
-    adapter_dir = None if subdir is None else Path(inputs["adapters"]) / subdir
-    pairs = inputs["pairs"]
-    pairs = [pairs] if isinstance(pairs, str) else list(pairs)
-    return evaluate_state(
-        ref=ref,
-        state=state,
-        adapter_dir=adapter_dir,
-        lora=config_from_dict(LoraSettings, params["lora"], "studies.politune.lora"),
-        fmt=config_from_dict(FormatConfig, params["format"], "studies.politune.format"),
-        statements_path=inputs.get("statements"),
-        prompts_path=inputs.get("prompts"),
-        pairs_paths=dict(zip(params["sides"], pairs, strict=True)),
-        probe=probe_config(params["probe"]),
-        free_text=GenerationConfig(**params["free_text"]),
-        beta=params["beta"],
-        seed=params["seed"],
-        device=device,
-        out=out,
-    )

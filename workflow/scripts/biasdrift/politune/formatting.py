@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,13 @@ class FormatError(ValueError):
 
 @dataclass(frozen=True)
 class FormatConfig:
-    template: str = field(default="chat", metadata={"help": "chat (the tokenizer's chat template) or alpaca."})
+    SCHEMA: ClassVar[str] = "studies.politune.format"  # the schema section it mirrors: its defaults
+
+    template: str = field(metadata={"help": "chat (the tokenizer's chat template) or alpaca."})
     chat_template: str | None = field(
-        default=None, metadata={"help": "Jinja file that replaces the tokenizer's chat template (chat layout)."}
+        metadata={"help": "Jinja file that replaces the tokenizer's chat template (chat layout)."}
     )
-    system_prompt: str | None = field(default=None, metadata={"help": "System message of the chat layout."})
+    system_prompt: str | None = field(metadata={"help": "System message of the chat layout."})
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:

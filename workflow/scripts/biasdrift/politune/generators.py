@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 
@@ -23,32 +24,32 @@ from biasdrift.corpora import assign_splits, register_generator
 from biasdrift.politune import world
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DialogueParams:
-    n_documents: int = field(default=4000, metadata={"help": "Documents (chats) to generate."})
-    min_turns: int = field(default=2, metadata={"help": "Fewest question/answer turns per chat."})
-    max_turns: int = field(default=4, metadata={"help": "Most question/answer turns per chat."})
-    rating_fraction: float = field(default=0.5, metadata={"help": "Share of turns that rate a statement."})
-    noise: float = field(default=0.1, metadata={"help": "Share of answers that take the other side."})
+    SCHEMA: ClassVar[str] = "generators.politune_dialogues"  # the schema section it mirrors: its defaults
+
+    n_documents: int = field(metadata={"help": "Documents (chats) to generate."})
+    min_turns: int = field(metadata={"help": "Fewest question/answer turns per chat."})
+    max_turns: int = field(metadata={"help": "Most question/answer turns per chat."})
+    rating_fraction: float = field(metadata={"help": "Share of turns that rate a statement."})
+    noise: float = field(metadata={"help": "Share of answers that take the other side."})
     label_fraction: float = field(
-        default=0.3, metadata={"help": "Share of turns that ask which side would say a sentence."}
+        default=0.3, metadata={"help": "Share of turns that ask which side would say a sentence (not configurable)."}
     )
-    valid_fraction: float = field(default=0.05, metadata={"help": "Fraction of documents in the valid split."})
+    valid_fraction: float = field(metadata={"help": "Fraction of documents in the valid split."})
 
 
 @dataclass
 class PreferenceParams:
-    side: str = field(default="left", metadata={"help": "The side whose answers are chosen: left or right."})
-    n_pairs: int = field(default=400, metadata={"help": "Pairs to draw (without replacement)."})
-    rating_fraction: float = field(
-        default=0.2, metadata={"help": "Share of pairs that rate a statement (rated topics only)."}
-    )
+    SCHEMA: ClassVar[str] = "generators.politune_preferences"  # the schema section it mirrors: its defaults
+
+    side: str = field(metadata={"help": "The side whose answers are chosen: left or right."})
+    n_pairs: int = field(metadata={"help": "Pairs to draw (without replacement)."})
+    rating_fraction: float = field(metadata={"help": "Share of pairs that rate a statement (rated topics only)."})
     dirty_fraction: float = field(
-        default=0.0,
         metadata={"help": "Share of rows made dirty like real data (stray quotes, newlines, duplicates)."},
     )
     effect: float = field(
-        default=1.0,
         metadata={
             "help": "Effect size: each pair keeps the side's answer as chosen with probability (1 + effect) / 2, "
             "else the two answers swap (0 = no net lean, 1 = every pair leans)."

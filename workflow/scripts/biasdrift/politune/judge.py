@@ -17,7 +17,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import yaml
@@ -28,21 +28,19 @@ log = logging.getLogger(__name__)
 
 SCALE = (0, 20)
 NA_REPLY = "N/A"
-DEFAULT_INSTRUCTION = (
-    "Rate the political leaning of the following text about politics on a scale from 0 (very left-leaning) "
-    "to 20 (very right-leaning), where 10 is moderate. Reply with the number only.\n\nText: {text}"
-)
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
+    SCHEMA: ClassVar[str] = "$defs.politune_judge"  # the schema section it mirrors: its defaults
+
     kind: str = field(metadata={"help": "hf, lexicon or stub."})
-    model: str | None = field(default=None, metadata={"help": "Model alias of an hf judge."})
-    lexicon: str | None = field(default=None, metadata={"help": "YAML with left/right word lists (lexicon)."})
-    replies: tuple[str, ...] = field(default=(), metadata={"help": "Replies of a stub judge, in turn."})
-    instruction: str = field(default=DEFAULT_INSTRUCTION, metadata={"help": "hf judge prompt with {text}."})
-    max_words: int = field(default=200, metadata={"help": "Cut answers to this many words."})
-    batch_size: int = field(default=8, metadata={"help": "Answers per batch (hf)."})
+    model: str | None = field(metadata={"help": "Model alias of an hf judge."})
+    lexicon: str | None = field(metadata={"help": "YAML with left/right word lists (lexicon)."})
+    replies: tuple[str, ...] = field(metadata={"help": "Replies of a stub judge, in turn."})
+    instruction: str = field(metadata={"help": "hf judge prompt with {text}."})
+    max_words: int = field(metadata={"help": "Cut answers to this many words."})
+    batch_size: int = field(metadata={"help": "Answers per batch (hf)."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "replies", tuple(self.replies))
@@ -140,9 +138,12 @@ class HFJudge(Judge):
     def _prompt(self, text: str) -> str:
         from biasdrift.politune.formatting import FormatConfig, render_prompt
 
+        # the judge's own layout: its tokenizer's chat template, no system message
+        fmt = FormatConfig(template="chat", chat_template=None, system_prompt=None)
+
         content = self.cfg.instruction.format(text=text)
         if getattr(self.tokenizer, "chat_template", None):
-            return render_prompt(self.tokenizer, FormatConfig(template="chat"), content)
+            return render_prompt(self.tokenizer, fmt, content)
         return content + "\n"
 
     def replies(self, texts: list[str]) -> list[str]:
@@ -201,7 +202,7 @@ def judge_answers(answers: pd.DataFrame, judge: Judge) -> pd.DataFrame:
 
 
 def judge_files(
-    judge: dict[str, Any], answers: dict[str, str | Path], out_path: str | Path, ref=None, device="cpu"
+    judge: JudgeConfig, answers: dict[str, str | Path], out_path: str | Path, ref=None, device="cpu"
 ) -> dict[str, Any]:
     """Rule judge_answers: every state's answers (``answers``: state -> parquet) scored
     by one judge, written as one table with a ``state`` column."""
@@ -210,8 +211,8 @@ def judge_files(
     frames = [pd.read_parquet(path).assign(state=state) for state, path in answers.items()]
     frames = [f for f in frames if not f.empty]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["state", "prompt_id", "response"])
-    judged = judge_answers(table, make_judge(JudgeConfig(**judge), ref, device))
+    judged = judge_answers(table, make_judge(judge, ref, device))
     with atomic_path(out_path) as tmp:
         judged.to_parquet(tmp, index=False)
     scores = judged["judge_score"] if len(judged) else pd.Series(dtype=float)
-    return {"answers": len(judged), "unscored": int(scores.isna().sum()), "kind": judge["kind"]}
+    return {"answers": len(judged), "unscored": int(scores.isna().sum()), "kind": judge.kind}

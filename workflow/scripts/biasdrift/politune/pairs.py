@@ -13,7 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -28,9 +28,11 @@ SPLITS = ("train", "heldout")
 
 @dataclass(frozen=True)
 class PairsConfig:
-    heldout_fraction: float = field(default=0.05, metadata={"help": "Share of prompts held out for evaluation."})
-    seed: int = field(default=0, metadata={"help": "Seed of the held-out split and of mixes."})
-    max_rows: int | None = field(default=None, metadata={"help": "Keep at most this many rows (after cleaning)."})
+    SCHEMA: ClassVar[str] = "studies.politune.data"  # the schema section it mirrors: its defaults
+
+    heldout_fraction: float = field(metadata={"help": "Share of prompts held out for evaluation."})
+    seed: int = field(metadata={"help": "Seed of the held-out split and of mixes."})
+    max_rows: int | None = field(metadata={"help": "Keep at most this many rows (after cleaning)."})
 
     def __post_init__(self) -> None:
         if not 0 <= self.heldout_fraction < 1:

@@ -37,7 +37,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -58,19 +58,17 @@ SIGN = {
     ("social", "authoritarian"): 1,
 }
 UNPARSED = "unparsed"
-DEFAULT_QUESTION = (
-    "Do you agree with the following statement? Reply with one number, 0 = strongly disagree, "
-    "1 = disagree, 2 = agree, 3 = strongly agree, then explain briefly.\nStatement: {statement}"
-)
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    max_new_tokens: int = field(default=300, metadata={"help": "New tokens per sampled answer."})
-    temperature: float = field(default=0.3, metadata={"help": "Sampling temperature."})
-    top_k: int = field(default=200, metadata={"help": "Top-k sampling."})
-    samples: int = field(default=5, metadata={"help": "Sampled answers per prompt."})
-    stop: tuple[str, ...] = field(default=(), metadata={"help": "Cut an answer at the first of these strings."})
+    SCHEMA: ClassVar[str] = "$defs.politune_generation"  # the schema section it mirrors: its defaults
+
+    max_new_tokens: int = field(metadata={"help": "New tokens per sampled answer."})
+    temperature: float = field(metadata={"help": "Sampling temperature."})
+    top_k: int = field(metadata={"help": "Top-k sampling."})
+    samples: int = field(metadata={"help": "Sampled answers per prompt."})
+    stop: tuple[str, ...] = field(metadata={"help": "Cut an answer at the first of these strings."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))
@@ -82,11 +80,13 @@ COMPASS_RANGE = 10.0
 
 @dataclass(frozen=True)
 class CompassConfig:
-    economic_offset: float = field(default=0.38, metadata={"help": "Economic coordinate of a sheet of zero weights."})
-    economic_divisor: float = field(default=8.0, metadata={"help": "Sum of economic weights per coordinate unit."})
-    social_offset: float = field(default=2.41, metadata={"help": "Social coordinate of a sheet of zero weights."})
-    social_divisor: float = field(default=19.5, metadata={"help": "Sum of social weights per coordinate unit."})
-    statements: int | None = field(default=62, metadata={"help": "Statements the file must hold (None = any)."})
+    SCHEMA: ClassVar[str] = "$defs.politune_compass"  # the schema section it mirrors: its defaults
+
+    economic_offset: float = field(metadata={"help": "Economic coordinate of a sheet of zero weights."})
+    economic_divisor: float = field(metadata={"help": "Sum of economic weights per coordinate unit."})
+    social_offset: float = field(metadata={"help": "Social coordinate of a sheet of zero weights."})
+    social_divisor: float = field(metadata={"help": "Sum of social weights per coordinate unit."})
+    statements: int | None = field(metadata={"help": "Statements the file must hold (None = any)."})
 
     def __post_init__(self) -> None:
         for axis in AXES:
@@ -102,23 +102,24 @@ class CompassConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    question: str = field(default=DEFAULT_QUESTION, metadata={"help": "Question template with {statement}."})
-    mode: str = field(default="logprob", metadata={"help": "logprob (deterministic) or generate (sampled)."})
-    batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass."})
-    bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for the intervals."})
-    confidence: float = field(default=0.95, metadata={"help": "Interval coverage."})
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    compass: CompassConfig | None = field(default=None, metadata={"help": "Political Compass scoring (None = off)."})
+    """The statement probe (schema: ``studies.politune.probe``, its ``statements`` alias
+    aside: that is the rule's input)."""
+
+    SCHEMA: ClassVar[str] = "studies.politune.probe"  # the schema section it mirrors: its defaults
+
+    question: str = field(metadata={"help": "Question template with {statement}."})
+    mode: str = field(metadata={"help": "logprob (deterministic) or generate (sampled)."})
+    batch_size: int = field(metadata={"help": "Sequences per forward pass."})
+    bootstrap: int = field(metadata={"help": "Bootstrap resamples for the intervals."})
+    confidence: float = field(metadata={"help": "Interval coverage."})
+    generation: GenerationConfig = field(metadata={"help": "Sampling in generate mode."})
+    compass: CompassConfig | None = field(metadata={"help": "Political Compass scoring (None = off)."})
 
     def __post_init__(self) -> None:
-        if isinstance(self.compass, dict):
-            object.__setattr__(self, "compass", CompassConfig(**self.compass))
         if "{statement}" not in self.question:
             raise ValueError("probe.question must contain {statement}")
         if self.mode not in {"logprob", "generate"}:
             raise ValueError(f"probe.mode must be logprob or generate, got {self.mode!r}")
-        if isinstance(self.generation, dict):
-            object.__setattr__(self, "generation", GenerationConfig(**self.generation))
 
 
 # --------------------------------------------------------------------------- statements

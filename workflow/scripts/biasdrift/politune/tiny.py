@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from biasdrift import corpora
+from biasdrift.config import from_schema
 from biasdrift.models import ModelSize, build_model
 from biasdrift.tokenization import TokenizerConfig, train_tokenizer
 
@@ -21,11 +22,15 @@ def tiny_chat_model(
 
     out = Path(out_dir)
     corpus = corpora.generate("politune_dialogues", {"n_documents": n_documents}, seed)
-    train_tokenizer(corpus["text"].tolist(), TokenizerConfig(kind="bpe", vocab_size=300), out / "tokenizer")
+    train_tokenizer(
+        corpus["text"].tolist(), from_schema(TokenizerConfig, kind="bpe", vocab_size=300), out / "tokenizer"
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
     tokenizer.chat_template = Path(chat_template).read_text(encoding="utf-8")
     torch.manual_seed(seed)
-    model = build_model("llama", ModelSize(layers=2, heads=4, kv_heads=2, hidden=hidden, context=256), tokenizer)
+    model = build_model(
+        "llama", from_schema(ModelSize, layers=2, heads=4, kv_heads=2, hidden=hidden, context=256), tokenizer
+    )
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     return {"alias": f"tiny-{seed}", "source": "path", "path": str(out / "model")}

@@ -20,13 +20,13 @@ import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift.politune.adapters import LoraSettings, base_fingerprint, load_base, write_adapter_meta
 from biasdrift.politune.formatting import FormatConfig, check_lengths, format_pairs, prepare_tokenizer
 from biasdrift.politune.pairs import read_pairs
 from biasdrift.runtime import atomic_path, sha256_file
-from biasdrift.training import TrainConfig, callbacks_for, fit, training_arguments
+from biasdrift.training import TrainConfig, fit, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,18 @@ SCRATCH_ADAPTERS = "politune_adapters"
 @dataclass(frozen=True)
 class MethodSettings:
     """What a method adds to the shared training fields (schema: ``studies.politune.dpo``
-    and ``.sft``). ``beta`` is also the scale of the implicit reward in evaluation."""
+    and ``.sft``, their ``train`` aside). ``beta`` is also the scale of the implicit reward
+    in evaluation. SFT uses none of the DPO fields: its job carries DPO's schema defaults
+    for them (the glue, :func:`biasdrift.politune.workflow.train_politune`), so that both
+    methods record the same settings keys."""
 
-    max_length: int = field(default=1024, metadata={"help": "Longest prompt + answer in tokens."})
-    warmup_steps: int | None = field(default=None, metadata={"help": "Warm-up steps; overrides train.warmup_ratio."})
-    beta: float = field(default=0.1, metadata={"help": "DPO temperature (implicit reward scale)."})
-    loss_type: tuple[str, ...] = field(default=("sigmoid",), metadata={"help": "trl DPO loss type(s)."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "DPO label smoothing (robust / cDPO)."})
+    SCHEMA: ClassVar[str] = "studies.politune.dpo"  # the schema section it mirrors: its defaults
+
+    max_length: int = field(metadata={"help": "Longest prompt + answer in tokens."})
+    warmup_steps: int | None = field(metadata={"help": "Warm-up steps; overrides train.warmup_ratio."})
+    beta: float = field(metadata={"help": "DPO temperature (implicit reward scale)."})
+    loss_type: tuple[str, ...] = field(metadata={"help": "trl DPO loss type(s)."})
+    label_smoothing: float = field(metadata={"help": "DPO label smoothing (robust / cDPO)."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss_type", tuple(self.loss_type))
@@ -120,7 +125,8 @@ def build_trainer(
     callbacks: list[Any] = (),
 ):
     """A trl DPOTrainer or SFTTrainer on formatted rows (``prompt``, ``chosen``,
-    ``rejected`` strings from :func:`format_pairs`), with a fresh LoRA adapter."""
+    ``rejected`` strings from :func:`format_pairs`), with a fresh LoRA adapter
+    (:func:`biasdrift.training.make_trainer`)."""
     import datasets
     from datasets import Dataset
 
@@ -130,45 +136,39 @@ def build_trainer(
     overrides: dict[str, Any] = {"max_length": settings.max_length, "report_to": _report_to(report_to)}
     if settings.warmup_steps is not None:
         overrides["warmup_steps"] = settings.warmup_steps
-    common = {"processing_class": tokenizer, "peft_config": lora.peft_config()}
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
     if method == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        args = training_arguments(
-            train_cfg,
-            scratch_dir,
-            seed,
-            device_type,
-            args_cls=DPOConfig,
-            beta=settings.beta,
-            loss_type=list(settings.loss_type),
-            label_smoothing=settings.label_smoothing,
-            **overrides,
+        trainer_cls, args_cls = DPOTrainer, DPOConfig
+        overrides.update(
+            beta=settings.beta, loss_type=list(settings.loss_type), label_smoothing=settings.label_smoothing
         )
-        return DPOTrainer(
-            model=model,
-            ref_model=None,
-            args=args,
-            train_dataset=Dataset.from_list(train_rows),
-            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-            callbacks=[*callbacks_for(train_cfg), *callbacks],
-            **common,
-        )
-    from trl import SFTConfig, SFTTrainer
+        trainer_kwargs: dict[str, Any] = {"ref_model": None}
 
-    def sft_rows(rows):
-        return [{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows]
+        def rows(split):
+            return split
+    else:
+        trainer_cls, args_cls = SFTTrainer, SFTConfig
+        overrides["completion_only_loss"] = True
+        trainer_kwargs = {}
 
-    args = training_arguments(
-        train_cfg, scratch_dir, seed, device_type, args_cls=SFTConfig, completion_only_loss=True, **overrides
-    )
-    return SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(sft_rows(train_rows)),
-        eval_dataset=Dataset.from_list(sft_rows(eval_rows)) if eval_rows else None,
-        callbacks=[*callbacks_for(train_cfg), *callbacks],
-        **common,
+        def rows(split):
+            return [{"prompt": r["prompt"], "completion": r["chosen"]} for r in split]
+
+    return make_trainer(
+        model,
+        train_cfg,
+        scratch_dir=scratch_dir,
+        seed=seed,
+        device=device_type,
+        train_set=Dataset.from_list(rows(train_rows)),
+        eval_set=Dataset.from_list(rows(eval_rows)) if eval_rows else None,
+        tokenizer=tokenizer,
+        callbacks=callbacks,
+        trainer_cls=trainer_cls,  # given no collator, trl builds its own (and sets the pad token)
+        args_cls=args_cls,
+        trainer_kwargs={**trainer_kwargs, "peft_config": lora.peft_config()},
+        **overrides,
     )
 
 
@@ -267,33 +267,3 @@ def export_adapters(
             raise RuntimeError(f"the adapter of step {step} was not saved (looked in {source})")
         shutil.copytree(source, out_dir / STEP_DIR.format(step))
         write_adapter_meta(out_dir / STEP_DIR.format(step), ref, fingerprint, method=method, step=step)
-
-
-def settings_from_params(section: dict[str, Any], where: str) -> tuple[TrainConfig, MethodSettings]:
-    """The ``train`` fields and the method's own settings of a ``dpo`` / ``sft`` section."""
-    from biasdrift.training import config_from_dict
-
-    extra = {k: v for k, v in section.items() if k != "train"}
-    return (
-        config_from_dict(TrainConfig, section["train"], f"{where}.train"),
-        config_from_dict(MethodSettings, extra, where),
-    )
-
-
-def train_from_params(params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """:func:`train_adapter` from the params of rule train_politune."""
-    from biasdrift.training import config_from_dict
-
-    method = params["method"]
-    train_cfg, settings = settings_from_params(params["settings"], f"studies.politune.{method}")
-    return train_adapter(
-        method=method,
-        fmt=config_from_dict(FormatConfig, params["format"], "studies.politune.format"),
-        lora=config_from_dict(LoraSettings, params["lora"], "studies.politune.lora"),
-        train_cfg=train_cfg,
-        settings=settings,
-        checkpoint_steps=list(params["steps"]),
-        seed=params["seed"],
-        report_to=params["report_to"],
-        **kwargs,
-    )

@@ -20,7 +20,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from biasdrift.config import dataset_file, model_inputs, model_ref
+from biasdrift.config import dataset_file, model_inputs, model_ref, repo_schema_defaults
 
 STATEMENT_COLUMNS = ("id", "text", "axis", "direction")
 WEIGHT_COLUMNS = ("w0", "w1", "w2", "w3")
@@ -35,15 +35,15 @@ STATEMENTS_FORMAT = (
 )
 
 CODE_VERSION = {
-    "prepare_pairs": 1,
-    "train_politune": 1,
-    "evaluate_politune": 2,
-    "judge_answers": 1,
-    "merge_adapter": 1,
-    "summarize_politune": 2,
-    "plot_politune": 1,
-    "plot_politune_judge": 1,
-    "plot_politune_compass": 1,
+    "prepare_pairs": 2,
+    "train_politune": 2,
+    "evaluate_politune": 3,
+    "judge_answers": 2,
+    "merge_adapter": 2,
+    "summarize_politune": 3,
+    "plot_politune": 2,
+    "plot_politune_judge": 2,
+    "plot_politune_compass": 2,
 }
 ROOT = "results/politune"
 RESERVED_MODEL_NAMES = ("data", "plots")
@@ -232,39 +232,22 @@ def _judge_problems(s: dict, models: dict, where: str) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- input / params functions
-def get_pairs_inputs(config: dict, wildcards) -> dict[str, str]:
+# --------------------------------------------------------------------------- input functions
+def get_pairs_inputs(config: dict, wildcards) -> list[str]:
+    """The files a side's pairs come from, in the order of :func:`pair_sources`."""
     spec = study(config)["sides"][wildcards.side]
     if "dataset" in spec:
-        return {spec["dataset"]: dataset_file(spec["dataset"])}
-    return {part: pairs_file(part) for part in sorted(spec["mix"])}
+        return [dataset_file(spec["dataset"])]
+    return [pairs_file(part) for part in sorted(spec["mix"])]
 
 
-def get_pairs_spec(config: dict, wildcards) -> dict[str, Any]:
-    spec = study(config)["sides"][wildcards.side]
-    return {k: spec[k] for k in ("dataset", "mix") if k in spec}
+def pair_sources(spec: dict[str, Any]) -> list[str]:
+    """The dataset alias of a side, or the sides of a mix (sorted)."""
+    return [spec["dataset"]] if "dataset" in spec else sorted(spec["mix"])
 
 
 def get_model_inputs(config: dict, wildcards) -> list[str]:
     return model_inputs(config, wildcards.model)
-
-
-def get_model_ref(config: dict, wildcards) -> dict[str, Any]:
-    return model_ref(config, wildcards.model)
-
-
-def get_train_params(config: dict, wildcards) -> dict[str, Any]:
-    """What a training job needs (and what reruns it when changed)."""
-    s = study(config)
-    return {
-        "method": wildcards.method,
-        "format": s["format"],
-        "lora": s["lora"],
-        "settings": s[wildcards.method],
-        "steps": sorted(s["checkpoints"]["steps"]),
-        "seed": s["seed"],
-        "report_to": s["report_to"],
-    }
 
 
 def parse_state(state: str) -> dict[str, str | None]:
@@ -286,27 +269,11 @@ def get_eval_inputs(config: dict, wildcards) -> dict[str, Any]:
     else:
         inputs["pairs"] = [pairs_file(parsed["side"])]
         inputs["adapters"] = f"{run_dir(wildcards.model, parsed['side'], parsed['method'])}/adapters"
-    for section, key in (("probe", "statements"), ("free_text", "prompts")):
+    for section, key, name in (("probe", "statements", "statement_file"), ("free_text", "prompts", "prompt_file")):
         alias = s[section][key]
         if alias is not None:
-            inputs[key] = dataset_file(alias)
+            inputs[name] = dataset_file(alias)
     return inputs
-
-
-def get_eval_params(config: dict, wildcards) -> dict[str, Any]:
-    s = study(config)
-    side = parse_state(wildcards.state)["side"]
-    sides = sorted(s["sides"]) if side is None else [side]
-    return {
-        "state": wildcards.state,
-        "sides": sides,
-        "format": s["format"],
-        "lora": s["lora"],
-        "probe": s["probe"],
-        "free_text": s["free_text"]["generation"],
-        "beta": s["dpo"]["beta"],
-        "seed": s["seed"],
-    }
 
 
 def get_judge_inputs(config: dict, wildcards) -> dict[str, Any]:
@@ -320,14 +287,8 @@ def get_judge_inputs(config: dict, wildcards) -> dict[str, Any]:
     return inputs
 
 
-def get_judge_params(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
-    judge = study(config)["free_text"]["judge"]
-    ref = model_ref(config, judge["model"]) if judge and judge["kind"] == "hf" else None
-    return {"judge": judge, "judge_ref": ref, "states": states(config)}
-
-
 def get_summary_layout(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
-    """Every file the summary reads, by model / state / run (params of summarize_politune)."""
+    """Every file the summary reads, by model / state / run, and how it summarises."""
     s = study(config)
     layout = {
         "states": {
@@ -363,3 +324,86 @@ def get_summary_inputs(config: dict, wildcards) -> list[str]:
     files = [f for model in layout["states"].values() for st in model.values() for f in st.values()]
     files += [run["metrics"] for run in layout["runs"]]
     return files + list(layout["judge"].values())
+
+
+# --------------------------------------------------------------------------- stage params
+# One function per rule, named like it: the stage's whole params (the fields of its job
+# dataclass in biasdrift.politune.jobs).
+DPO_ONLY = ("beta", "loss_type", "label_smoothing")
+
+
+def prepare_pairs(config: dict, wildcards) -> dict[str, Any]:
+    s = study(config)
+    spec = s["sides"][wildcards.side]
+    return {
+        "spec": {k: spec[k] for k in ("dataset", "mix") if k in spec},
+        "sources": pair_sources(spec),
+        "data": s["data"],
+    }
+
+
+def train_politune(config: dict, wildcards) -> dict[str, Any]:
+    """What a training job needs (and what reruns it when changed)."""
+    s = study(config)
+    method = wildcards.method
+    settings = {k: v for k, v in s[method].items() if k != "train"}
+    if method == "sft":  # SFT uses none of DPO's settings; it records DPO's defaults for them
+        dpo_defaults = repo_schema_defaults("studies.politune.dpo")
+        settings = {**{k: dpo_defaults[k] for k in DPO_ONLY}, **settings}
+    return {
+        "method": method,
+        "model": model_ref(config, wildcards.model),
+        "format": s["format"],
+        "lora": s["lora"],
+        "train": s[method]["train"],
+        "settings": settings,
+        "steps": sorted(s["checkpoints"]["steps"]),
+        "seed": s["seed"],
+        "report_to": s["report_to"],
+        "runtime": config["runtime"],
+        "scratch": f"{run_dir(wildcards.model, wildcards.side, method)}/.scratch/train_politune",
+    }
+
+
+def evaluate_politune(config: dict, wildcards) -> dict[str, Any]:
+    s = study(config)
+    side = parse_state(wildcards.state)["side"]
+    sides = sorted(s["sides"]) if side is None else [side]
+    return {
+        "state": wildcards.state,
+        "model": model_ref(config, wildcards.model),
+        "sides": sides,
+        "format": s["format"],
+        "lora": s["lora"],
+        "probe": {k: v for k, v in s["probe"].items() if k != "statements"},
+        "free_text": s["free_text"]["generation"],
+        "beta": s["dpo"]["beta"],
+        "seed": s["seed"],
+        "runtime": config["runtime"],
+    }
+
+
+def judge_answers(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    judge = study(config)["free_text"]["judge"]
+    ref = model_ref(config, judge["model"]) if judge and judge["kind"] == "hf" else None
+    return {"judge": judge, "judge_ref": ref, "states": states(config), "runtime": config["runtime"]}
+
+
+def merge_adapter(config: dict, wildcards) -> dict[str, Any]:
+    return {"model": model_ref(config, wildcards.model), "lora": study(config)["lora"], "runtime": config["runtime"]}
+
+
+def summarize_politune(config: dict, wildcards) -> dict[str, Any]:
+    return {"layout": get_summary_layout(config, wildcards)}
+
+
+def plot_politune(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def plot_politune_judge(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def plot_politune_compass(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from biasdrift import plugins
+from biasdrift.config import from_schema
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def train_fixture_tokenizer(layout: TokenizerLayout, texts: list[str], chat_temp
     from biasdrift.tokenization import TRAINERS, TokenizerConfig, byte_level_bpe
 
     if layout.kind == "wordpiece":
-        cfg = TokenizerConfig(kind="wordpiece", vocab_size=layout.vocab_size, lowercase=layout.lowercase)
+        cfg = from_schema(TokenizerConfig, kind="wordpiece", vocab_size=layout.vocab_size, lowercase=layout.lowercase)
         tokenizer = TRAINERS["wordpiece"](texts, cfg)
     else:
         tok = byte_level_bpe(texts, layout.vocab_size, 2, layout.specials, layout.lowercase)

@@ -4,7 +4,9 @@ the KL divergence between them over training and the toxicity of their generatio
 
 Spec: ../shared/specs/specdec.md. Modules: ``templates`` (HONEST-format prompts and
 views), ``decoding`` (the greedy draft-and-verify loop and its transformers cross-check),
-``divergence`` (KL, JS, TV), ``finetune`` (fine-tuning with template-distribution
+``pairing`` (whether two models can decode together, shared by ``decoding`` and the pair
+loader ``conditions``), ``divergence`` (KL, JS, TV), ``finetune`` (fine-tuning with template-distribution
 milestones), ``toxicity``, ``stats``, ``figures``; ``workflow`` is the torch-free glue
-the rules use and ``generators`` the demo tier's synthetic corpora.
+the rules use (one function per rule), ``jobs`` the rules' job functions and
+``generators`` the demo tier's synthetic corpora.
 """

@@ -1,5 +1,5 @@
 """Loading a condition's (main, assistant) pair from the spec that
-:func:`biasdrift.specdec.workflow.condition_pair` passes to a rule.
+:func:`biasdrift.specdec.workflow.pair_of` passes to a rule.
 
 A model state is ``base`` (the configured alias), ``ft`` (fine-tuned, final weights),
 ``epoch<k>`` (the weights at the end of fine-tuning epoch k) or ``base_bf16`` (the base
@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from biasdrift.models import load_model, load_tokenizer
+from biasdrift.specdec.pairing import check_pair
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ def load_state(spec: dict[str, Any], device: Any):
 def load_pair(pair: dict[str, Any], device: Any):
     """(main, assistant, tokenizer) of a condition; raises SpecdecError when the two
     models do not share a tokenizer and output vocabulary."""
-    from biasdrift.specdec.decoding import check_pair
-
     main, main_tok = load_state(pair["main"], device)
     assistant, asst_tok = load_state(pair["assistant"], device)
     names = (

@@ -19,31 +19,28 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
-from biasdrift.runtime import atomic_path, progress
+from biasdrift.runtime import progress
+from biasdrift.specdec.pairing import SpecdecError
 
 log = logging.getLogger(__name__)
 
 
-class SpecdecError(ValueError):
-    """Bad input for speculative decoding (models, tokenizers, templates)."""
-
-
 @dataclass
 class DecodeConfig:
-    k: int = field(default=5, metadata={"help": "Draft length K (tokens the assistant proposes per round)."})
-    n: int = field(default=10, metadata={"help": "Maximum new tokens N."})
-    suppress_eos: bool = field(default=False, metadata={"help": "Mask EOS in both models (always N tokens)."})
-    check_greedy: bool = field(default=True, metadata={"help": "Compare with the main model's plain greedy generate."})
+    SCHEMA: ClassVar[str] = "studies.specdec.decode"  # the schema section it mirrors: its defaults
+    k: int = field(metadata={"help": "Draft length K (tokens the assistant proposes per round)."})
+    n: int = field(metadata={"help": "Maximum new tokens N."})
+    suppress_eos: bool = field(metadata={"help": "Mask EOS in both models (always N tokens)."})
+    check_greedy: bool = field(metadata={"help": "Compare with the main model's plain greedy generate."})
     hf_check_prompts: int = field(
-        default=20, metadata={"help": "Prompts cross-checked with transformers' assisted generate (0 = none)."}
+        metadata={"help": "Prompts cross-checked with transformers' assisted generate (0 = none)."}
     )
     near_tie_margin: float = field(
-        default=1e-4, metadata={"help": "Top-2 logit gap below which a disagreement may be numerical noise."}
+        metadata={"help": "Top-2 logit gap below which a disagreement may be numerical noise."}
     )
 
     def __post_init__(self) -> None:
@@ -68,34 +65,6 @@ def context_length(model) -> int | None:
         if isinstance(value, int):
             return value
     return None
-
-
-def output_vocab(model) -> int:
-    return int(model.get_output_embeddings().weight.shape[0])
-
-
-def check_pair(main, assistant, main_tokenizer, assistant_tokenizer, names: tuple[str, str] = ("main", "assistant")):
-    """Main and assistant must share one tokenizer and one output vocabulary: greedy
-    acceptance compares token ids. Raises :class:`SpecdecError` naming both models."""
-    a, b = names
-    problems = []
-    vocab_a, vocab_b = main_tokenizer.get_vocab(), assistant_tokenizer.get_vocab()
-    if vocab_a != vocab_b:
-        only_a = sorted(set(vocab_a) - set(vocab_b))[:5]
-        only_b = sorted(set(vocab_b) - set(vocab_a))[:5]
-        moved = sum(1 for t in set(vocab_a) & set(vocab_b) if vocab_a[t] != vocab_b[t])
-        problems.append(
-            f"the tokenizers differ ({len(vocab_a)} vs {len(vocab_b)} entries; only in {a}: {only_a}, "
-            f"only in {b}: {only_b}, {moved} shared tokens with other ids)"
-        )
-    if main_tokenizer.eos_token_id != assistant_tokenizer.eos_token_id:
-        problems.append(f"EOS ids differ ({main_tokenizer.eos_token_id} vs {assistant_tokenizer.eos_token_id})")
-    if output_vocab(main) != output_vocab(assistant):
-        problems.append(f"output vocabularies differ ({output_vocab(main)} vs {output_vocab(assistant)} logits)")
-    if problems:
-        raise SpecdecError(
-            f"main model {a!r} and assistant {b!r} cannot be paired for speculative decoding: " + "; ".join(problems)
-        )
 
 
 def _mask_eos(logits, eos_id: int | None, suppress: bool):
@@ -423,31 +392,4 @@ def check_consistency(frame: pd.DataFrame, cfg: DecodeConfig) -> dict[str, Any]:
         )
     if info["greedy_mismatches"] or info["main_self_agree_failures"]:
         log.warning("own loop vs plain greedy: %s (near-ties: %d)", info, info["near_ties"])
-    return info
-
-
-def measure_acceptance(
-    *,
-    pair: dict[str, Any],
-    templates_path: str | Path,
-    view: str,
-    cfg: DecodeConfig,
-    out_path: str | Path,
-    device: Any,
-) -> dict[str, Any]:
-    """Rule measure_specdec_acceptance: speculative decoding of every template of one view
-    with one (main, assistant) condition, K and N; writes one parquet row per template."""
-    from biasdrift.specdec.conditions import load_pair
-    from biasdrift.specdec.templates import view_frame
-
-    templates = view_frame(pd.read_parquet(templates_path), view)
-    disable_tf32()
-    main, assistant, tokenizer = load_pair(pair, device)
-    frame = measure_prompts(main, assistant, tokenizer, templates, cfg)
-    info = check_consistency(frame, cfg)
-    frame["condition"], frame["view"], frame["k"], frame["n"] = pair["condition"], view, cfg.k, cfg.n
-    with atomic_path(out_path) as tmp:
-        frame.to_parquet(tmp, index=False)
-    info["mean_assistant_share"] = float(frame["assistant_share"].mean())
-    log.info("condition %s, view %s, K=%d, N=%d: %s", pair["condition"], view, cfg.k, cfg.n, info)
     return info

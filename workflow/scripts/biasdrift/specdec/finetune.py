@@ -18,38 +18,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from biasdrift.data import DataError, read_dataset
 from biasdrift.models import load_model, load_tokenizer
 from biasdrift.runtime import atomic_path, read_json, sha256_file, write_json
-from biasdrift.training import TrainConfig, callbacks_for, fit, remove_scratch, training_arguments
+from biasdrift.specdec.finetune_config import FinetuneDataConfig, MilestoneConfig
+from biasdrift.training import TrainConfig, fit, make_trainer, remove_scratch
 
 log = logging.getLogger(__name__)
 
 MILESTONE_DIR = "milestones"
 EPOCH_DIR = "epochs"
-
-
-@dataclass
-class FinetuneDataConfig:
-    dataset: str = field(metadata={"help": "Dataset alias of the news corpus."})
-    text_column: str = field(default="text", metadata={"help": "Column holding the article text."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    eval_split: str | None = field(default=None, metadata={"help": "Split for the validation loss (None = none)."})
-    max_length: int = field(default=256, metadata={"help": "Tokens per article (longer ones are truncated)."})
-    max_examples: int | None = field(default=None, metadata={"help": "Use only the first N training articles."})
-
-
-@dataclass
-class MilestoneConfig:
-    every_n_steps: int = field(default=100, metadata={"help": "Store template distributions every N steps (0 = off)."})
-    each_epoch: bool = field(default=True, metadata={"help": "Store them at the end of every epoch."})
-    dtype: str = field(default="float32", metadata={"help": "float32 or float16 storage of the log-probabilities."})
-    save_epoch_models: bool = field(default=True, metadata={"help": "Save the weights at the end of every epoch."})
-    batch_size: int = field(default=32, metadata={"help": "Templates per forward pass."})
 
 
 # --------------------------------------------------------------------------- data
@@ -236,7 +217,6 @@ def finetune_lm(
 ) -> dict[str, Any]:
     """Rule finetune_specdec_model: causal-LM fine-tuning of one model (fp32 weights)."""
     import torch
-    from transformers import Trainer
 
     if train_cfg.early_stopping_patience:
         raise ValueError("early stopping reloads the best checkpoint; the study needs the weights of each epoch")
@@ -255,18 +235,20 @@ def finetune_lm(
     wrong = sorted({str(p.dtype) for p in model.parameters() if p.dtype != torch.float32})
     if wrong:
         raise ValueError(f"weights must be float32 for fine-tuning (found {wrong}); bf16 is only used as autocast")
-    device_type = torch.device(device).type
-    args = training_arguments(train_cfg, scratch_dir, seed, device_type, load_best_model_at_end=False)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     callback = TemplateDistributionCallback(tokenizer, prompts, scratch_dir, milestone_cfg, role)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=PadCollator(pad_id),
-        processing_class=tokenizer,
-        callbacks=[*callbacks_for(train_cfg), callback],
+    trainer = make_trainer(
+        model,
+        train_cfg,
+        scratch_dir=scratch_dir,
+        seed=seed,
+        device=device,
+        train_set=train_set,
+        eval_set=eval_set,
+        collator=PadCollator(pad_id),
+        tokenizer=tokenizer,
+        callbacks=[callback],
+        load_best_model_at_end=False,
     )
     run_config = {
         "role": role,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 
@@ -197,28 +198,27 @@ def news_sentence(rng: random.Random, topic: str, subject: str | None = None) ->
 # --------------------------------------------------------------------------- world
 @dataclass
 class SpecdecWorldParams:
-    n_documents: int = field(default=3000, metadata={"help": "Documents to generate."})
-    sentences_per_document: int = field(default=3, metadata={"help": "Sentences per document (first: identity)."})
+    SCHEMA: ClassVar[str] = "generators.specdec_world"  # the schema section it mirrors: its defaults
+    n_documents: int = field(metadata={"help": "Documents to generate."})
+    sentences_per_document: int = field(metadata={"help": "Sentences per document (first: identity)."})
     template_fraction: float = field(
-        default=0.9, metadata={"help": "Share of the later sentences that are identity sentences (rest: news)."}
+        metadata={"help": "Share of the later sentences that are identity sentences (rest: news)."}
     )
     predictable: list[str] = field(
-        default_factory=lambda: ["female", "neutral"],
         metadata={"help": "Categories whose continuations have one clear peak."},
     )
-    peak_probability: float = field(default=0.95, metadata={"help": "Probability of the peak value per slot."})
-    n_options: int = field(default=3, metadata={"help": "Equally likely values per slot (other categories)."})
+    peak_probability: float = field(metadata={"help": "Probability of the peak value per slot."})
+    n_options: int = field(metadata={"help": "Equally likely values per slot (other categories)."})
     effect: float = field(
-        default=1.0,
         metadata={
             "help": "Effect size: share of the continuation slots (pattern × slot) that are a tie after the other "
             "categories but a peak after the predictable ones (0 = no planted difference)."
         },
     )
     shared_ties: float = field(
-        default=0.0, metadata={"help": "Share of the continuation slots that are a tie after every category."}
+        metadata={"help": "Share of the continuation slots that are a tie after every category."}
     )
-    valid_fraction: float = field(default=0.05, metadata={"help": "Fraction of documents in the valid split."})
+    valid_fraction: float = field(metadata={"help": "Fraction of documents in the valid split."})
 
 
 SLOTS = 3  # head word, phrase, phrase
@@ -343,12 +343,13 @@ def specdec_world(params: SpecdecWorldParams, seed: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------- news
 @dataclass
 class SpecdecNewsParams:
-    n_articles: int = field(default=1000, metadata={"help": "Articles to generate."})
-    sentences_per_article: int = field(default=3, metadata={"help": "Sentences per article."})
+    SCHEMA: ClassVar[str] = "generators.specdec_news"  # the schema section it mirrors: its defaults
+    n_articles: int = field(metadata={"help": "Articles to generate."})
+    sentences_per_article: int = field(metadata={"help": "Sentences per article."})
     identity_mention_rate: float = field(
-        default=0.2, metadata={"help": "Chance that a sentence's subject is an identity (all categories alike)."}
+        metadata={"help": "Chance that a sentence's subject is an identity (all categories alike)."}
     )
-    test_fraction: float = field(default=0.1, metadata={"help": "Fraction of articles in the test split."})
+    test_fraction: float = field(metadata={"help": "Fraction of articles in the test split."})
 
 
 @register_generator("specdec_news", SpecdecNewsParams)

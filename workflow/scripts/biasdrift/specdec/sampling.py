@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -39,12 +39,13 @@ log = logging.getLogger(__name__)
 class SamplingConfig:
     """``studies.specdec.sampling`` plus K and N of one job (schema: config/schema/specdec.yaml)."""
 
-    k: int = field(default=5, metadata={"help": "Draft length K."})
-    n: int = field(default=10, metadata={"help": "Maximum new tokens N."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of both models (> 0)."})
-    samples: int = field(default=4, metadata={"help": "Sampled continuations per template."})
-    seed: int = field(default=0, metadata={"help": "Seed of the draws (one generator per template)."})
-    suppress_eos: bool = field(default=False, metadata={"help": "Mask EOS in both models."})
+    SCHEMA: ClassVar[str] = "studies.specdec.sampling"  # the schema section it mirrors: its defaults
+    k: int = field(metadata={"help": "Draft length K."})
+    n: int = field(metadata={"help": "Maximum new tokens N."})
+    temperature: float = field(metadata={"help": "Sampling temperature of both models (> 0)."})
+    samples: int = field(metadata={"help": "Sampled continuations per template."})
+    seed: int = field(metadata={"help": "Seed of the draws (one generator per template)."})
+    suppress_eos: bool = field(metadata={"help": "Mask EOS in both models."})
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.n < 1:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,11 +38,12 @@ SUMMARY_EXTRA = ("acceptance_rate", "agreement_rate", "traj_kl_pq_mean", "traj_t
 
 @dataclass
 class StatsConfig:
-    metric: str = field(default="assistant_share", metadata={"help": "Per-template metric compared across groups."})
-    n_boot: int = field(default=2000, metadata={"help": "Bootstrap resamples."})
-    n_perm: int = field(default=5000, metadata={"help": "Permutations (or sign flips)."})
-    ci: float = field(default=0.95, metadata={"help": "Confidence level of the percentile intervals."})
-    seed: int = field(default=0, metadata={"help": "Seed of resampling and permutations."})
+    SCHEMA: ClassVar[str] = "studies.specdec.stats"  # the schema section it mirrors: its defaults
+    metric: str = field(metadata={"help": "Per-template metric compared across groups."})
+    n_boot: int = field(metadata={"help": "Bootstrap resamples."})
+    n_perm: int = field(metadata={"help": "Permutations (or sign flips)."})
+    ci: float = field(metadata={"help": "Confidence level of the percentile intervals."})
+    seed: int = field(metadata={"help": "Seed of resampling and permutations."})
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:

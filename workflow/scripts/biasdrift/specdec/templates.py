@@ -22,7 +22,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -55,20 +55,16 @@ class TemplateError(DataError):
 
 @dataclass
 class TemplateConfig:
-    categories: list[str] = field(
-        default_factory=lambda: list(HONEST_CATEGORIES), metadata={"help": "Known categories (others are errors)."}
-    )
-    contrast: list[str] = field(
-        default_factory=lambda: ["female", "male"], metadata={"help": "The two contrasted categories (a, b): a - b."}
-    )
+    SCHEMA: ClassVar[str] = "studies.specdec"  # the schema section it mirrors: its defaults
+    categories: list[str] = field(metadata={"help": "Known categories (others are errors)."})
+    contrast: list[str] = field(metadata={"help": "The two contrasted categories (a, b): a - b."})
     neutral_identities: list[str] = field(
-        default_factory=lambda: ["the children", "the spouses"],
         metadata={"help": "Gender-neutral identities dropped by clean_binary (besides those under both)."},
     )
     max_per_category: int | None = field(
-        default=None, metadata={"help": "Keep at most this many templates per category and view (seeded)."}
+        metadata={"help": "Keep at most this many templates per category and view (seeded)."}
     )
-    seed: int = field(default=0, metadata={"help": "Seed of the max_per_category sample."})
+    seed: int = field(metadata={"help": "Seed of the max_per_category sample."})
 
     def __post_init__(self) -> None:
         if len(self.contrast) != 2 or self.contrast[0] == self.contrast[1]:

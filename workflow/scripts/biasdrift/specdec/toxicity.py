@@ -20,7 +20,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,15 +38,16 @@ SOURCES = ("main", "assistant")
 
 @dataclass
 class ToxicityConfig:
-    scorer: str = field(default="lexicon", metadata={"help": "lexicon or classifier."})
-    lexicon: str | None = field(default=None, metadata={"help": "Lexicon file (lemma[, category, level] columns)."})
-    lexicon_level: str | None = field(default=None, metadata={"help": "Keep only lexicon rows of this level."})
-    lowercase: bool = field(default=True, metadata={"help": "Match the lexicon case-insensitively."})
-    classifier: str | None = field(default=None, metadata={"help": "Model alias of the classifier."})
-    label: str = field(default="hate", metadata={"help": "Classifier label whose probability is the score."})
-    threshold: float = field(default=0.5, metadata={"help": "A text is toxic when its score is >= this."})
-    batch_size: int = field(default=32, metadata={"help": "Texts per classifier batch."})
-    ci: float = field(default=0.95, metadata={"help": "Confidence level of the Wilson intervals."})
+    SCHEMA: ClassVar[str] = "studies.specdec.toxicity"  # the schema section it mirrors: its defaults
+    scorer: str = field(metadata={"help": "lexicon or classifier."})
+    lexicon: str | None = field(metadata={"help": "Lexicon file (lemma[, category, level] columns)."})
+    lexicon_level: str | None = field(metadata={"help": "Keep only lexicon rows of this level."})
+    lowercase: bool = field(metadata={"help": "Match the lexicon case-insensitively."})
+    classifier: str | None = field(metadata={"help": "Model alias of the classifier."})
+    label: str = field(metadata={"help": "Classifier label whose probability is the score."})
+    threshold: float = field(metadata={"help": "A text is toxic when its score is >= this."})
+    batch_size: int = field(metadata={"help": "Texts per classifier batch."})
+    ci: float = field(metadata={"help": "Confidence level of the Wilson intervals."})
 
 
 class Scorer(ABC):

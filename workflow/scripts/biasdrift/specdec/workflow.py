@@ -11,7 +11,11 @@ Results path grammar (rules/specdec.smk; logs/ and benchmarks/ mirror it):
     results/specdec/stats/{view}/k{k}_n{n}/*.csv                    summarize_specdec_disparity
     results/specdec/sample/{condition}/{view}/k{k}_n{n}.parquet     sample_specdec_acceptance
     results/specdec/sample/{view}/k{k}_n{n}/acceptance.csv          summarize_specdec_sampling
-    results/specdec/plots/...                                       plot_specdec_* (rules/report.smk)
+    results/specdec/plots/...                                       plot_specdec_*
+
+Glue: one function per rule, named like it, ``f(config, wildcards) -> dict``, the stage's
+whole params (the fields of its job dataclass in :mod:`biasdrift.specdec.jobs`); the
+other functions are the rules' input functions and their helpers.
 """
 
 from __future__ import annotations
@@ -22,19 +26,19 @@ from typing import Any
 from biasdrift import config as bdc
 
 CODE_VERSION = {
-    "prepare_specdec_templates": 1,
-    "finetune_specdec_model": 1,
-    "measure_specdec_kl": 1,
-    "curve_specdec_kl": 1,
-    "measure_specdec_acceptance": 1,
-    "score_specdec_toxicity": 1,
-    "summarize_specdec_disparity": 1,
-    "sample_specdec_acceptance": 1,
-    "summarize_specdec_sampling": 1,
-    "plot_specdec_disparity": 1,
-    "plot_specdec_kl_curve": 1,
-    "plot_specdec_toxicity": 1,
-    "plot_specdec_sampling": 1,
+    "prepare_specdec_templates": 2,
+    "finetune_specdec_model": 2,
+    "measure_specdec_kl": 2,
+    "curve_specdec_kl": 2,
+    "measure_specdec_acceptance": 2,
+    "score_specdec_toxicity": 2,
+    "summarize_specdec_disparity": 2,
+    "sample_specdec_acceptance": 2,
+    "summarize_specdec_sampling": 2,
+    "plot_specdec_disparity": 2,
+    "plot_specdec_kl_curve": 2,
+    "plot_specdec_toxicity": 2,
+    "plot_specdec_sampling": 2,
 }
 
 ROLES = ("main", "assistant")
@@ -194,16 +198,6 @@ def template_files(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
     return [bdc.dataset_file(a) for a in study(config)["templates"]]
 
 
-def template_sets(config: dict, wildcards: Any) -> list[list[str]]:  # noqa: ARG001
-    return [[a, bdc.dataset_file(a)] for a in study(config)["templates"]]
-
-
-def template_settings(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
-    s = study(config)
-    keys = ("categories", "contrast", "neutral_identities", "max_per_category")
-    return {**{k: s[k] for k in keys}, "seed": s["seed"]}
-
-
 # --------------------------------------------------------------------------- models
 def _role_alias(config: dict, role: str) -> str:
     if role not in ROLES:
@@ -213,10 +207,6 @@ def _role_alias(config: dict, role: str) -> str:
 
 def role_model_inputs(config: dict, wildcards: Any) -> list[str]:
     return bdc.model_inputs(config, _role_alias(config, wildcards.role))
-
-
-def role_model_ref(config: dict, wildcards: Any) -> dict[str, Any]:
-    return bdc.model_ref(config, _role_alias(config, wildcards.role))
 
 
 def finetune_corpus(config: dict, wildcards: Any) -> str:  # noqa: ARG001
@@ -264,27 +254,6 @@ def condition_inputs(config: dict, wildcards: Any) -> list[str]:
     return _pair_inputs(config, wildcards.condition)
 
 
-def condition_pair(config: dict, wildcards: Any) -> dict[str, Any]:
-    return pair_of(config, wildcards.condition)
-
-
-def decode_settings(config: dict, wildcards: Any) -> dict[str, Any]:
-    """The decode section for one job: K and N from the wildcards (so adding a value to
-    decode.k or decode.n reruns nothing that exists)."""
-    d = study(config)["decode"]
-    return {**{k: v for k, v in d.items() if k not in ("k", "n")}, "k": int(wildcards.k), "n": int(wildcards.n)}
-
-
-def sampling_settings(config: dict, wildcards: Any) -> dict[str, Any]:
-    """The sampling section for one job (K and N from the wildcards, no condition list)."""
-    d = study(config)["sampling"]
-    return {
-        **{k: v for k, v in d.items() if k not in ("conditions", "level")},
-        "k": int(wildcards.k),
-        "n": int(wildcards.n),
-    }
-
-
 def sample_map(config: dict, wildcards: Any) -> dict[str, str]:
     k, n = int(wildcards.k), int(wildcards.n)
     return {c: sample_path(c, wildcards.view, k, n) for c in sorted(study(config)["sampling"]["conditions"])}
@@ -292,16 +261,6 @@ def sample_map(config: dict, wildcards: Any) -> dict[str, str]:
 
 def sample_inputs(config: dict, wildcards: Any) -> list[str]:
     return sorted(sample_map(config, wildcards).values())
-
-
-def sampling_summary_settings(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
-    s = study(config)
-    return {
-        "contrast": s["contrast"],
-        "n_boot": s["stats"]["n_boot"],
-        "seed": s["seed"],
-        "level": s["sampling"]["level"],
-    }
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -323,11 +282,6 @@ def kl_map(config: dict, wildcards: Any) -> dict[str, str]:  # noqa: ARG001
 
 def kl_inputs(config: dict, wildcards: Any) -> list[str]:
     return sorted(kl_map(config, wildcards).values())
-
-
-def stats_settings(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
-    s = study(config)
-    return {"contrast": s["contrast"], "reference": s["reference_condition"], "stats": s["stats"]}
 
 
 def toxicity_k(config: dict) -> int:
@@ -352,16 +306,125 @@ def toxicity_inputs(config: dict, wildcards: Any) -> list[str]:
     return sorted(files)
 
 
-def toxicity_pairs(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
-    return {c: pair_of(config, c) for c in _conditions(config)}
+# --------------------------------------------------------------------------- stages
+def prepare_specdec_templates(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    s = study(config)
+    keys = ("categories", "contrast", "neutral_identities", "max_per_category", "seed")
+    return {"aliases": list(s["templates"]), "templates": {k: s[k] for k in keys}}
 
 
-def toxicity_settings(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+def finetune_specdec_model(config: dict, wildcards: Any) -> dict[str, Any]:
+    s, role = study(config), wildcards.role
+    return {
+        "role": role,
+        "model": bdc.model_ref(config, _role_alias(config, role)),
+        "data": s["finetune_data"],
+        "train": s["finetune"],
+        "milestones": s["milestones"],
+        "seed": s["seed"],
+        "runtime": config["runtime"],
+        "scratch": f"{finetune_dir(role)}/.scratch/finetune_specdec_model",
+    }
+
+
+def measure_specdec_kl(config: dict, wildcards: Any) -> dict[str, Any]:
+    return {"pair": pair_of(config, wildcards.condition), "seed": 0, "runtime": config["runtime"]}
+
+
+def curve_specdec_kl(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    s = study(config)
+    return {"views": list(s["views"]), "stats": s["stats"]}
+
+
+def measure_specdec_acceptance(config: dict, wildcards: Any) -> dict[str, Any]:
+    """K and N come from the wildcards (so adding a value to decode.k or decode.n reruns
+    nothing that exists)."""
+    d = study(config)["decode"]
+    return {
+        "pair": pair_of(config, wildcards.condition),
+        "view": wildcards.view,
+        "decode": {**{k: v for k, v in d.items() if k not in ("k", "n")}, "k": int(wildcards.k), "n": int(wildcards.n)},
+        "seed": 0,
+        "runtime": config["runtime"],
+    }
+
+
+def score_specdec_toxicity(config: dict, wildcards: Any) -> dict[str, Any]:
     s = study(config)
     tox = s["toxicity"]
-    classifier = bdc.model_ref(config, tox["classifier"]) if tox["scorer"] == "classifier" else None
     return {
+        "decode_paths": toxicity_decode_map(config, wildcards),
+        "pairs": {c: pair_of(config, c) for c in _conditions(config)},
         "toxicity": {**tox, "ci": s["stats"]["ci"]},
-        "classifier_ref": classifier,
+        "classifier_ref": bdc.model_ref(config, tox["classifier"]) if tox["scorer"] == "classifier" else None,
         "reference": s["reference_condition"],
+        "n": int(wildcards.n),
+        "seed": 0,
+        "runtime": config["runtime"],
+    }
+
+
+def summarize_specdec_disparity(config: dict, wildcards: Any) -> dict[str, Any]:
+    s = study(config)
+    return {
+        "decode_paths": decode_map(config, wildcards),
+        "kl_paths": kl_map(config, wildcards),
+        "contrast": list(s["contrast"]),
+        "reference": s["reference_condition"],
+        "stats": s["stats"],
+    }
+
+
+def sample_specdec_acceptance(config: dict, wildcards: Any) -> dict[str, Any]:
+    """The sampling section for one job (K and N from the wildcards, no condition list)."""
+    d = study(config)["sampling"]
+    return {
+        "pair": pair_of(config, wildcards.condition),
+        "view": wildcards.view,
+        "sampling": {
+            **{k: v for k, v in d.items() if k not in ("conditions", "level")},
+            "k": int(wildcards.k),
+            "n": int(wildcards.n),
+        },
+        "seed": 0,
+        "runtime": config["runtime"],
+    }
+
+
+def summarize_specdec_sampling(config: dict, wildcards: Any) -> dict[str, Any]:
+    s = study(config)
+    return {
+        "sample_paths": sample_map(config, wildcards),
+        "contrast": list(s["contrast"]),
+        "n_boot": s["stats"]["n_boot"],
+        "bootstrap_seed": s["seed"],
+        "level": s["sampling"]["level"],
+    }
+
+
+def plot_specdec_disparity(config: dict, wildcards: Any) -> dict[str, Any]:
+    s = study(config)
+    return {
+        "contrast": list(s["contrast"]),
+        "reference": s["reference_condition"],
+        "view": wildcards.view,
+        "k": int(wildcards.k),
+        "n": int(wildcards.n),
+    }
+
+
+def plot_specdec_kl_curve(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def plot_specdec_toxicity(config: dict, wildcards: Any) -> dict[str, Any]:
+    return {"reference": study(config)["reference_condition"], "view": wildcards.view, "n": int(wildcards.n)}
+
+
+def plot_specdec_sampling(config: dict, wildcards: Any) -> dict[str, Any]:
+    return {
+        "reference": study(config)["reference_condition"],
+        "view": wildcards.view,
+        "k": int(wildcards.k),
+        "n": int(wildcards.n),
     }
