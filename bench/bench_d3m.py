@@ -93,6 +93,7 @@ def model_and_data(size: dict, device: str):
 def bench(size_name: str) -> dict:
     import torch
 
+    from biasdrift.config import from_schema
     from biasdrift.d3m import attribution as at
 
     size = SIZES[size_name]
@@ -107,7 +108,7 @@ def bench(size_name: str) -> dict:
             names,
             train,
             query,
-            at.TrakConfig(proj_dim=size["proj_dim"], batch_size=size["batch"]),
+            from_schema(at.TrakConfig, proj_dim=size["proj_dim"], batch_size=size["batch"]),
             Path(tmp) / "trak",
             device=device,
         )
@@ -119,7 +120,7 @@ def bench(size_name: str) -> dict:
             names,
             train,
             query,
-            at.InfluenceConfig(batch_size=size["batch"]),
+            from_schema(at.InfluenceConfig, batch_size=size["batch"]),
             Path(tmp) / "kronfluence",
             device=device,
         )

@@ -9,8 +9,8 @@
 #   results/d3m/{world}/counterfactual.parquet + summary.csv   aggregate_d3m
 #   results/d3m/sweep/sweep.csv + sweep.json                   summarize_d3m_sweep
 # Resumable training state: undeclared .scratch/ folders beside each run's outputs.
-# Lookups without a wildcard are evaluated at parse time: default=None keeps a config
-# without studies.d3m parsing (no d3m job is then requested).
+# Every rule's params: job=stage_params("d3m", <rule>) (glue biasdrift.d3m.workflow.<rule>,
+# job biasdrift.d3m.jobs.<rule>, entry script workflow/scripts/<rule>.py).
 
 D3M = bdc.plugins.study_module("d3m", "workflow")
 D3M_WORLD = alias_regex(D3M.worlds(config))
@@ -27,7 +27,7 @@ rule prepare_d3m_world:
     benchmark:
         "benchmarks/d3m/{world}/prepare_d3m_world.tsv"
     params:
-        world=study_input("d3m", "prepare_params"),
+        job=stage_params("d3m", "prepare_d3m_world"),
         code_version=CODE_VERSION["prepare_d3m_world"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -40,7 +40,7 @@ rule prepare_d3m_world:
 rule finetune_d3m_base:
     input:
         data="results/d3m/{world}/data.parquet",
-        model=study_input("d3m", "model_inputs"),
+        backbone=study_input("d3m", "model_inputs"),
     output:
         model=directory("results/d3m/{world}/base/seed{seed}/model"),
         preds="results/d3m/{world}/base/seed{seed}/preds.parquet",
@@ -52,13 +52,7 @@ rule finetune_d3m_base:
     benchmark:
         "benchmarks/d3m/{world}/base/seed{seed}/finetune_d3m_base.tsv"
     params:
-        model_ref=study_input("d3m", "model_ref"),
-        finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
-        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
-        snapshot_epochs=study_input("d3m", "snapshot_epochs"),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/d3m/{world}/base/seed{seed}/.scratch/finetune_d3m_base",
+        job=stage_params("d3m", "finetune_d3m_base"),
         code_version=CODE_VERSION["finetune_d3m_base"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -81,11 +75,7 @@ rule score_d3m_trak:
     benchmark:
         "benchmarks/d3m/{world}/scores/{method}/score_d3m_trak.tsv"
     params:
-        trak=study_input("d3m", "trak_spec"),
-        query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
-        work="results/d3m/{world}/scores/{method}/.scratch/score_d3m_trak",
+        job=stage_params("d3m", "score_d3m_trak"),
         code_version=CODE_VERSION["score_d3m_trak"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -93,7 +83,7 @@ rule score_d3m_trak:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/score_d3m.py"
+        "../workflow/scripts/score_d3m_trak.py"
 
 
 rule score_d3m_if:
@@ -109,12 +99,7 @@ rule score_d3m_if:
     benchmark:
         "benchmarks/d3m/{world}/scores/{method}/score_d3m_if.tsv"
     params:
-        influence=lookup(dpath="studies/d3m/influence/{method}", within=config),
-        query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
-        score_seed=lookup(dpath="studies/d3m/score_seed", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
-        work="results/d3m/{world}/scores/{method}/.scratch/score_d3m_if",
+        job=stage_params("d3m", "score_d3m_if"),
         code_version=CODE_VERSION["score_d3m_if"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -122,7 +107,7 @@ rule score_d3m_if:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/score_d3m.py"
+        "../workflow/scripts/score_d3m_if.py"
 
 
 rule align_d3m:
@@ -139,8 +124,7 @@ rule align_d3m:
     benchmark:
         "benchmarks/d3m/{world}/align/{method}/align_d3m.tsv"
     params:
-        query_split=lookup(dpath="studies/d3m/query_split", within=config, default=None),
-        grouping=lookup(dpath="studies/d3m/grouping", within=config, default=None),
+        job=stage_params("d3m", "align_d3m"),
         code_version=CODE_VERSION["align_d3m"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -165,13 +149,7 @@ rule retrain_d3m:
     benchmark:
         "benchmarks/d3m/{world}/cf/{method}/k{k}/seed{seed}/retrain_d3m.tsv"
     params:
-        model_ref=study_input("d3m", "model_ref"),
-        finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
-        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
-        unit=lookup(dpath="studies/d3m/removal/unit", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/d3m/{world}/cf/{method}/k{k}/seed{seed}/.scratch/retrain_d3m",
+        job=stage_params("d3m", "retrain_d3m"),
         code_version=CODE_VERSION["retrain_d3m"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -197,13 +175,7 @@ rule retrain_d3m_baseline:
     benchmark:
         "benchmarks/d3m/{world}/cf/{baseline}/seed{seed}/retrain_d3m_baseline.tsv"
     params:
-        model_ref=study_input("d3m", "model_ref"),
-        finetune=lookup(dpath="studies/d3m/finetune", within=config, default=None),
-        max_length=lookup(dpath="studies/d3m/max_length", within=config, default=None),
-        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
-        unit=lookup(dpath="studies/d3m/removal/unit", within=config, default=None),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/d3m/{world}/cf/{baseline}/seed{seed}/.scratch/retrain_d3m_baseline",
+        job=stage_params("d3m", "retrain_d3m_baseline"),
         code_version=CODE_VERSION["retrain_d3m_baseline"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -211,7 +183,7 @@ rule retrain_d3m_baseline:
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/retrain_d3m.py"
+        "../workflow/scripts/retrain_d3m_baseline.py"
 
 
 rule aggregate_d3m:
@@ -226,7 +198,7 @@ rule aggregate_d3m:
     log:
         "logs/d3m/{world}/aggregate_d3m.log",
     params:
-        metrics=lookup(dpath="studies/d3m/metrics", within=config, default=None),
+        job=stage_params("d3m", "aggregate_d3m"),
         code_version=CODE_VERSION["aggregate_d3m"],
     wildcard_constraints:
         world=D3M_WORLD,
@@ -253,9 +225,124 @@ rule summarize_d3m_sweep:
     log:
         "logs/d3m/sweep/summarize_d3m_sweep.log",
     params:
-        sweep=study_input("d3m", "sweep_params"),
+        job=stage_params("d3m", "summarize_d3m_sweep"),
         code_version=CODE_VERSION["summarize_d3m_sweep"],
     conda:
         "../environment.yml"
     script:
         "../workflow/scripts/summarize_d3m_sweep.py"
+
+
+# ---- plots (the HTML report: snakemake --report results/report.html)
+#   results/d3m/{world}/plots/{wga_vs_k,accuracy_vs_k}.{svg,csv}       plot_d3m_counterfactual
+#   results/d3m/{world}/plots/{score_heatmap,alignment_cells,top_harmful,alignment_scatter}.svg
+#                                                                      plot_d3m_attribution
+#   results/d3m/sweep/plots/sweep.{svg,csv}                            plot_d3m_sweep
+
+
+rule plot_d3m_sweep:
+    localrule: True
+    input:
+        table="results/d3m/sweep/sweep.csv",
+    output:
+        svg=report(
+            "results/d3m/sweep/plots/sweep.svg",
+            caption="../workflow/report/d3m_sweep.rst",
+            category="d3m",
+            subcategory="sweep over worlds",
+            labels={"figure": "D3M across worlds"},
+        ),
+        csv="results/d3m/sweep/plots/sweep.csv",
+        manifest="results/d3m/sweep/plots/sweep.manifest.json",
+    log:
+        "logs/d3m/sweep/plot_d3m_sweep.log",
+    params:
+        job=stage_params("d3m", "plot_d3m_sweep"),
+        code_version=CODE_VERSION["plot_d3m_sweep"],
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_d3m_sweep.py"
+
+
+rule plot_d3m_counterfactual:
+    localrule: True
+    input:
+        summary="results/d3m/{world}/summary.csv",
+        selection="results/d3m/{world}/selection.json",
+    output:
+        svg=report(
+            "results/d3m/{world}/plots/{curve}.svg",
+            caption="../workflow/report/d3m_counterfactual.rst",
+            category="d3m",
+            subcategory="{world}: counterfactual retraining",
+            labels={"world": "{world}", "figure": "{curve}"},
+        ),
+        csv="results/d3m/{world}/plots/{curve}.csv",
+        manifest="results/d3m/{world}/plots/{curve}.manifest.json",
+    log:
+        "logs/d3m/{world}/plots/{curve}/plot_d3m_counterfactual.log",
+    params:
+        job=stage_params("d3m", "plot_d3m_counterfactual"),
+        code_version=CODE_VERSION["plot_d3m_counterfactual"],
+    wildcard_constraints:
+        world=D3M_WORLD,
+        curve=alias_regex(D3M.CURVES),
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_d3m_counterfactual.py"
+
+
+rule plot_d3m_attribution:
+    localrule: True
+    input:
+        unpack(study_input("d3m", "attribution_inputs")),
+    output:
+        heatmap=report(
+            "results/d3m/{world}/plots/score_heatmap.svg",
+            caption="../workflow/report/d3m_score_heatmap.rst",
+            category="d3m",
+            subcategory="{world}: attribution",
+            labels={"world": "{world}", "figure": "score heatmap"},
+        ),
+        cells=report(
+            "results/d3m/{world}/plots/alignment_cells.svg",
+            caption="../workflow/report/d3m_alignment_cells.rst",
+            category="d3m",
+            subcategory="{world}: attribution",
+            labels={"world": "{world}", "figure": "alignment by cell"},
+        ),
+        top=report(
+            "results/d3m/{world}/plots/top_harmful.svg",
+            caption="../workflow/report/d3m_top_harmful.rst",
+            category="d3m",
+            subcategory="{world}: attribution",
+            labels={"world": "{world}", "figure": "most harmful examples"},
+        ),
+        scatter=report(
+            "results/d3m/{world}/plots/alignment_scatter.svg",
+            caption="../workflow/report/d3m_alignment_scatter.rst",
+            category="d3m",
+            subcategory="{world}: attribution",
+            labels={"world": "{world}", "figure": "alignment scatter"},
+        ),
+        csvs=multiext(
+            "results/d3m/{world}/plots/",
+            "score_heatmap.csv",
+            "alignment_cells.csv",
+            "top_harmful.csv",
+            "alignment_scatter.csv",
+        ),
+        manifest="results/d3m/{world}/plots/attribution.manifest.json",
+    log:
+        "logs/d3m/{world}/plots/plot_d3m_attribution.log",
+    params:
+        job=stage_params("d3m", "plot_d3m_attribution"),
+        code_version=CODE_VERSION["plot_d3m_attribution"],
+    wildcard_constraints:
+        world=D3M_WORLD,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow/scripts/plot_d3m_attribution.py"

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from biasdrift.config import from_schema
 from biasdrift.corpora import generate
 from biasdrift.d3m import alignment as al
 from biasdrift.d3m import attribution as at
@@ -36,13 +37,13 @@ class World:
 
     def influence(self, theta=None, x=None, y=None, tmp=None):
         train, query = self.datasets(x, y)
-        cfg = at.InfluenceConfig(damping=L2 / 2 / len(train), batch_size=4096)
+        cfg = from_schema(at.InfluenceConfig, damping=L2 / 2 / len(train), batch_size=4096)
         model = lin.to_module(self.theta if theta is None else theta)
         return at.influence_scores(model, ["features"], train, query, cfg, tmp / "kronfluence", seed=0)
 
     def trak(self, theta=None, x=None, y=None, tmp=None, **kwargs):
         train, query = self.datasets(x, y)
-        cfg = at.TrakConfig(**{"proj_dim": 256, "lambda_reg": 1e-3, "batch_size": 512, **kwargs})
+        cfg = from_schema(at.TrakConfig, **{"proj_dim": 256, "lambda_reg": 1e-3, "batch_size": 512, **kwargs})
         model = lin.to_module(self.theta if theta is None else theta)
         return at.trak_scores([model], ["features"], train, query, cfg, tmp / "trak")
 
@@ -187,11 +188,13 @@ def test_both_methods_run_on_a_tiny_bert(tmp_path):
         assert torch.allclose(wrapped, model(**{n: tensors[n] for n in names}).logits, atol=1e-5)
     train = at.TensorDataset({k: v[:16] for k, v in tensors.items()})
     query = at.TensorDataset({k: v[16:] for k, v in tensors.items()})
-    trak, info = at.trak_scores([model], names, train, query, at.TrakConfig(proj_dim=8, batch_size=8), tmp_path / "t")
+    trak, info = at.trak_scores(
+        [model], names, train, query, from_schema(at.TrakConfig, proj_dim=8, batch_size=8), tmp_path / "t"
+    )
     assert trak.shape == (16, 8) and np.isfinite(trak).all() and info["projector"] == "BasicProjector"
     assert not (tmp_path / "t").exists()  # the traker store is removed
     head, info = at.influence_scores(
-        model, names, train, query, at.InfluenceConfig(scope="head", batch_size=8), tmp_path / "k"
+        model, names, train, query, from_schema(at.InfluenceConfig, scope="head", batch_size=8), tmp_path / "k"
     )
     assert head.shape == (16, 8) and np.isfinite(head).all() and info["tracked_modules"] == ["classifier"]
 
@@ -200,7 +203,7 @@ def test_both_methods_run_on_a_tiny_bert(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_trak_uses_the_cuda_projector_on_gpu(world, tmp_path):
     train, query = world.datasets()
-    cfg = at.TrakConfig(proj_dim=256, lambda_reg=1e-3)
+    cfg = from_schema(at.TrakConfig, proj_dim=256, lambda_reg=1e-3)
     _, info = at.trak_scores([lin.to_module(world.theta)], ["features"], train, query, cfg, tmp_path, device="cuda")
     assert info["projector"] in {"CudaProjector", "ChunkedCudaProjector"}
 
@@ -225,26 +228,32 @@ def fake_fast_jl(monkeypatch):
 @pytest.mark.usefixtures("no_fast_jl")
 def test_projector_cuda_without_fast_jl_fails_naming_the_install():
     with pytest.raises(at.TrakSetupError, match=r"needs fast_jl.*pip install --no-build-isolation fast_jl"):
-        at.choose_projector(at.TrakConfig(projector="cuda"), "cuda")
+        at.choose_projector(from_schema(at.TrakConfig, projector="cuda"), "cuda")
     with pytest.raises(at.TrakSetupError, match="needs a CUDA device"):
-        at.choose_projector(at.TrakConfig(projector="cuda"), "cpu")
+        at.choose_projector(from_schema(at.TrakConfig, projector="cuda"), "cpu")
 
 
 @pytest.mark.usefixtures("fake_fast_jl")
 def test_projector_cuda_with_fast_jl_is_chosen():
-    assert at.choose_projector(at.TrakConfig(projector="cuda"), "cuda") == at.ProjectorChoice("cuda", "cuda")
-    assert at.choose_projector(at.TrakConfig(projector="auto"), "cuda") == at.ProjectorChoice("auto", "cuda")
+    assert at.choose_projector(from_schema(at.TrakConfig, projector="cuda"), "cuda") == at.ProjectorChoice(
+        "cuda", "cuda"
+    )
+    assert at.choose_projector(from_schema(at.TrakConfig, projector="auto"), "cuda") == at.ProjectorChoice(
+        "auto", "cuda"
+    )
 
 
 @pytest.mark.usefixtures("no_fast_jl")
 def test_projector_auto_falls_back_explicitly_with_a_warning(caplog):
     with caplog.at_level("WARNING", logger=at.log.name):
-        choice = at.choose_projector(at.TrakConfig(projector="auto"), "cuda")
+        choice = at.choose_projector(from_schema(at.TrakConfig, projector="auto"), "cuda")
     assert choice.kind == "basic" and "fast_jl cannot be imported" in choice.fallback
     assert any("falling back to BasicProjector" in r.message and "fast_jl==0.1.3" in r.message for r in caplog.records)
-    cpu = at.choose_projector(at.TrakConfig(projector="auto"), "cpu")
+    cpu = at.choose_projector(from_schema(at.TrakConfig, projector="auto"), "cpu")
     assert cpu.kind == "basic" and "device is 'cpu'" in cpu.fallback
-    assert at.choose_projector(at.TrakConfig(projector="basic"), "cuda") == at.ProjectorChoice("basic", "basic")
+    assert at.choose_projector(from_schema(at.TrakConfig, projector="basic"), "cuda") == at.ProjectorChoice(
+        "basic", "basic"
+    )
 
 
 def test_traker_silent_fallback_is_an_error_for_cuda_and_recorded_for_auto():
@@ -298,7 +307,7 @@ def test_scoring_job_fails_before_loading_a_model(tmp_path):
         "where": "studies.d3m.trak.trak on world 'w'",
     }
     with pytest.raises(at.TrakSetupError, match=rf"trak on world 'w': proj_dim {n_train} >= {n_train} training rows"):
-        score_world(cfg=at.TrakConfig(proj_dim=n_train), device="cpu", **common)
+        score_world(cfg=from_schema(at.TrakConfig, proj_dim=n_train), device="cpu", **common)
     with pytest.raises(at.TrakSetupError, match="needs fast_jl"):
-        score_world(cfg=at.TrakConfig(proj_dim=8, projector="cuda"), device="cuda", **common)
+        score_world(cfg=from_schema(at.TrakConfig, proj_dim=8, projector="cuda"), device="cuda", **common)
     assert not (tmp_path / "scores.npy").exists()

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from biasdrift.config import from_schema
 from biasdrift.corpora import generate
 from biasdrift.d3m import classifier as clf
 from biasdrift.d3m.counterfactual import RunSpec, finetune_base, retrain
@@ -25,7 +26,7 @@ SMALL = {
     "n_core": 10,
     "n_filler": 10,
 }
-CFG = TrainConfig(epochs=2, batch_size=16, learning_rate=1e-3, save_steps=3, logging_steps=100)
+CFG = from_schema(TrainConfig, epochs=2, batch_size=16, learning_rate=1e-3, save_steps=3, logging_steps=100)
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,16 @@ def setup(tmp_path_factory):
     frame.to_parquet(root / "data.parquet", index=False)
     train_tokenizer(
         frame[frame["split"] == "train"]["text"].tolist(),
-        TokenizerConfig(kind="wordpiece", vocab_size=200, lowercase=True, min_frequency=1),
+        from_schema(TokenizerConfig, kind="wordpiece", vocab_size=200, lowercase=True, min_frequency=1),
         root / "tok",
     )
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(root / "tok")
     torch.manual_seed(0)
-    model = build_model("bert", ModelSize(layers=1, heads=2, hidden=16, context=16, dropout=0.1), tokenizer)
+    model = build_model(
+        "bert", from_schema(ModelSize, layers=1, heads=2, hidden=16, context=16, dropout=0.1), tokenizer
+    )
     model.save_pretrained(root / "backbone")
     tokenizer.save_pretrained(root / "backbone")
     return root, frame, {"alias": "tiny", "source": "path", "path": str(root / "backbone")}

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from biasdrift import config as bdc
+from biasdrift.config import from_schema
 from biasdrift.d3m import workflow as wf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,18 +117,19 @@ def test_proj_dim_not_below_the_training_rows_fails_at_config_time_naming_world_
         cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = 4096
         cfg["studies"]["d3m"]["worlds"]["synth"]["trak"] = override
         validated = validate(cfg)
-        spec = wf.trak_spec(validated, Wildcards(world="synth", method="trak"))
+        spec = wf.score_d3m_trak(validated, Wildcards(world="synth", method="trak"))["trak"]
         assert {k: spec[k] for k in override} == override
 
 
 def test_world_trak_overrides_reach_only_the_scoring_params():
     cfg = bdc.validate_config(paper(), SCHEMA)
-    hx, tg = (wf.trak_spec(cfg, Wildcards(world=w, method="trak")) for w in ("hatexplain", "toxigen"))
+    hx, tg = (wf.score_d3m_trak(cfg, Wildcards(world=w, method="trak"))["trak"] for w in ("hatexplain", "toxigen"))
     assert hx["proj_dim"] == 1024 and tg["proj_dim"] == 2048 and hx["projector"] == tg["projector"] == "cuda"
     assert hx["lambda_reg"] == 0.0  # null overrides keep the method's value
     # a world's TRAK overrides are not preparation settings (no re-preparation on a change)
-    assert "trak" not in wf.prepare_params(cfg, Wildcards(world="hatexplain"))
-    assert wf.prepare_params(cfg, Wildcards(world="toxigen"))["toxigen"]["train_per_cell"] == 400
+    prepare = wf.prepare_d3m_world(cfg, Wildcards(world="hatexplain"))
+    assert "trak" not in prepare and "proj_dim" not in str(prepare)
+    assert wf.prepare_d3m_world(cfg, Wildcards(world="toxigen"))["settings"]["train_per_cell"] == 400
 
 
 def test_paper_training_rows_known_from_the_config():
@@ -210,7 +212,7 @@ def test_words_of_another_seed_fall_apart_under_a_tokenizer_of_the_demo_words(tm
     params = {"test_per_cell": 20}  # the demo's sizes otherwise
     train_tokenizer(
         generate("d3m_synthetic", params, 0)["text"].tolist(),
-        TokenizerConfig(kind="wordpiece", vocab_size=1000, lowercase=True, min_frequency=1),
+        from_schema(TokenizerConfig, kind="wordpiece", vocab_size=1000, lowercase=True, min_frequency=1),
         tmp_path / "tok",
     )
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from biasdrift.config import from_schema, repo_schema_defaults
 from biasdrift.corpora import generate
 from biasdrift.d3m import data as dd
 from biasdrift.d3m.generators import SyntheticParams, cell_counts
@@ -66,7 +67,7 @@ def test_synthetic_params_are_checked():
         generate("d3m_synthetic", {"n_minority": 0}, 0)
     with pytest.raises(ValueError, match="unknown key"):
         generate("d3m_synthetic", {"n_minorty": 3}, 0)
-    assert sum(cell_counts(SyntheticParams())["train"].values()) == 300 + 30 + 6 * 200
+    assert sum(cell_counts(from_schema(SyntheticParams))["train"].values()) == 300 + 30 + 6 * 200
 
 
 @pytest.mark.parametrize(
@@ -134,8 +135,8 @@ def fake_toxigen(n_per=30):
 
 def test_toxigen_preparation_fixes_the_thesis_bugs():
     train_raw, annotated = fake_toxigen()
-    params = dd.ToxigenParams(train_per_cell=20, val_per_cell=8, test_per_cell=3)
-    imbalance = dd.Imbalance(biased_groups=["women"], biased_label=0, biased_ratio=0.25)
+    params = from_schema(dd.ToxigenParams, train_per_cell=20, val_per_cell=8, test_per_cell=3)
+    imbalance = from_schema(dd.Imbalance, biased_groups=["women"], biased_label=0, biased_ratio=0.25)
     frame = dd.prepare_toxigen(train_raw, annotated, params, imbalance, seed=1)
     world, manifest = dd.finalize_world(frame, "toxigen")  # asserts disjointness by text
     train = manifest["cell_counts"]["train"]
@@ -165,7 +166,9 @@ def test_bytes_wrapper_is_only_removed_when_it_matches():
 def test_toxigen_needs_enough_rows_per_cell():
     train_raw, annotated = fake_toxigen(n_per=5)
     with pytest.raises(DataError, match="needs"):
-        dd.prepare_toxigen(train_raw, annotated, dd.ToxigenParams(train_per_cell=20), dd.Imbalance(), seed=0)
+        dd.prepare_toxigen(
+            train_raw, annotated, from_schema(dd.ToxigenParams, train_per_cell=20), from_schema(dd.Imbalance), seed=0
+        )
 
 
 # --------------------------------------------------------------------------- hatexplain
@@ -193,8 +196,8 @@ def fake_hatexplain():
 
 def test_hatexplain_drops_no_majority_posts_and_keeps_one_group_per_post():
     raw = fake_hatexplain()
-    imbalance = dd.Imbalance(biased_groups=["African"], biased_label=0, biased_ratio=0.25)
-    params = dd.HatexplainParams(groups=["African", "Women", "Islam"])
+    imbalance = from_schema(dd.Imbalance, biased_groups=["African"], biased_label=0, biased_ratio=0.25)
+    params = from_schema(dd.HatexplainParams, groups=["African", "Women", "Islam"])
     frame = dd.prepare_hatexplain(raw, params, imbalance, seed=0)
     world, manifest = dd.finalize_world(frame, "hatexplain")
     assert "hx-nomajority" not in set(world["uid"])  # the thesis made it label 0
@@ -231,8 +234,13 @@ def test_prepare_world_from_hub_datasets(monkeypatch, tmp_path):
     world, manifest = dd.prepare_world(
         "toxigen",
         frames,
-        {"train_per_cell": 10, "val_per_cell": 4, "test_per_cell": 2},
-        {"biased_groups": ["black"]},
+        {
+            **repo_schema_defaults("$defs.d3m_world.toxigen"),
+            "train_per_cell": 10,
+            "val_per_cell": 4,
+            "test_per_cell": 2,
+        },
+        {**repo_schema_defaults("$defs.d3m_world.imbalance"), "biased_groups": ["black"]},
         0,
         "studies.d3m.worlds.toxigen",
     )
@@ -245,17 +253,23 @@ def test_prepare_world_from_hub_datasets(monkeypatch, tmp_path):
 
 def test_toxigen_groups_fix_the_training_rows_and_biased_groups_must_exist():
     train_raw, annotated = fake_toxigen()
-    imbalance = dd.Imbalance(biased_groups=["women"], biased_label=0, biased_ratio=0.25)
-    params = dd.ToxigenParams(train_per_cell=20, val_per_cell=8, test_per_cell=3, groups=["women", "black"])
+    imbalance = from_schema(dd.Imbalance, biased_groups=["women"], biased_label=0, biased_ratio=0.25)
+    params = from_schema(
+        dd.ToxigenParams, train_per_cell=20, val_per_cell=8, test_per_cell=3, groups=["women", "black"]
+    )
     frame = dd.prepare_toxigen(train_raw, annotated, params, imbalance, seed=1)
     train = frame[frame["split"] == "train"]
     assert set(frame["group"]) == {"women", "black"} and len(train) == 20 + 5 + 20 + 20
     one_label = train_raw[~((train_raw["group"] == "asian") & (train_raw["prompt_label"] == 0))]
     with pytest.raises(DataError, match=r"toxigen\.groups: group\(s\) without rows of both labels.*'asian': \[1\]"):
-        dd.prepare_toxigen(one_label, annotated, dd.ToxigenParams(groups=["asian", "black"]), dd.Imbalance(), 0)
+        dd.prepare_toxigen(
+            one_label, annotated, from_schema(dd.ToxigenParams, groups=["asian", "black"]), from_schema(dd.Imbalance), 0
+        )
     # a biased group that is not in the data would plant no bias at all
-    typo = dd.Imbalance(biased_groups=["Women"])
+    typo = from_schema(dd.Imbalance, biased_groups=["Women"])
     with pytest.raises(DataError, match=r"imbalance\.biased_groups: \['Women'\] are not groups of the data"):
-        dd.prepare_toxigen(train_raw, annotated, dd.ToxigenParams(train_per_cell=20), typo, seed=1)
+        dd.prepare_toxigen(train_raw, annotated, from_schema(dd.ToxigenParams, train_per_cell=20), typo, seed=1)
     with pytest.raises(DataError, match=r"imbalance\.biased_groups: \['african'\]"):
-        dd.prepare_hatexplain(fake_hatexplain(), dd.HatexplainParams(), dd.Imbalance(biased_groups=["african"]), 0)
+        dd.prepare_hatexplain(
+            fake_hatexplain(), from_schema(dd.HatexplainParams), from_schema(dd.Imbalance, biased_groups=["african"]), 0
+        )

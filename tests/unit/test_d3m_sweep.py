@@ -134,7 +134,7 @@ def sweep_config(n_worlds: int) -> dict:
 def test_the_sweep_is_a_target_with_two_worlds_or_more_and_labels_each_world():
     assert not any("sweep" in t for t in wf.targets(sweep_config(1)))
     assert "results/d3m/sweep/plots/sweep.svg" in wf.targets(sweep_config(2))
-    settings = wf.sweep_params(sweep_config(2), None)
+    settings = wf.summarize_d3m_sweep(sweep_config(2), None)
     assert settings["worlds"] == ["w0", "w1"]
     assert settings["descriptions"]["w0"] == "a|1:a|0 = 300:30, others 200, noise 0.1, effect 1"
     assert settings["majority_cells"] == {"w0": "a|1", "w1": "a|1"}

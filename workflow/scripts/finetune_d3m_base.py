@@ -1,15 +1,8 @@
 """Rule finetune_d3m_base: fine-tune the base classifier of one world with one seed."""
 
-from biasdrift.d3m.classifier import set_threads
-from biasdrift.d3m.counterfactual import finetune_base, run_spec
-from biasdrift.runtime import job_for
+from snakejob import run
 
-
-def main(smk) -> None:
-    with job_for(smk, seed=int(smk.wildcards.seed), deterministic=smk.params.runtime["deterministic"]) as record:
-        set_threads(smk.threads)
-        record.update(finetune_base(run_spec(smk), smk.output.model))
-
+from biasdrift.d3m.jobs import finetune_d3m_base
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, finetune_d3m_base)  # noqa: F821 - injected by Snakemake's script: directive

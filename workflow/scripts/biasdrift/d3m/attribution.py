@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,16 +52,18 @@ HEAD_NAMES = ("classifier", "score")  # HF sequence-classification heads
 LAYER_RE = re.compile(r"\.(?:layer|layers|h)\.(\d+)\.")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrakConfig:
-    proj_dim: int = field(default=512, metadata={"help": "Projection dimension (< n_train unless lambda_reg > 0)."})
-    projector: str = field(default="auto", metadata={"help": "auto, cuda (fast_jl or an error), basic or noop."})
-    projector_seed: int = field(default=0, metadata={"help": "Seed of the random projection."})
-    lambda_reg: float = field(default=0.0, metadata={"help": "Ridge term added to X^T X."})
-    batch_size: int = field(default=16, metadata={"help": "Examples per featurize / score call."})
-    scope: str = field(default="all", metadata={"help": "Parameters: head, last (N blocks + head) or all."})
-    last_n: int = field(default=1, metadata={"help": "Blocks tracked when scope is last."})
-    proj_max_batch_size: int = field(default=32, metadata={"help": "fast_jl batch size (multiple of 8)."})
+    SCHEMA: ClassVar[str] = "$defs.d3m_trak"  # the schema section it mirrors: its defaults
+
+    proj_dim: int = field(metadata={"help": "Projection dimension (< n_train unless lambda_reg > 0)."})
+    projector: str = field(metadata={"help": "auto, cuda (fast_jl or an error), basic or noop."})
+    projector_seed: int = field(metadata={"help": "Seed of the random projection."})
+    lambda_reg: float = field(metadata={"help": "Ridge term added to X^T X."})
+    batch_size: int = field(metadata={"help": "Examples per featurize / score call."})
+    scope: str = field(metadata={"help": "Parameters: head, last (N blocks + head) or all."})
+    last_n: int = field(metadata={"help": "Blocks tracked when scope is last."})
+    proj_max_batch_size: int = field(metadata={"help": "fast_jl batch size (multiple of 8)."})
 
     def __post_init__(self) -> None:
         if self.projector not in PROJECTORS:
@@ -72,14 +74,16 @@ class TrakConfig:
             raise ValueError("need proj_dim >= 2, lambda_reg >= 0, batch_size >= 1, last_n >= 1")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InfluenceConfig:
-    strategy: str = field(default="ekfac", metadata={"help": "identity, diagonal, kfac or ekfac."})
-    scope: str = field(default="all", metadata={"help": "Linear modules: head, last (N blocks + head) or all."})
-    last_n: int = field(default=1, metadata={"help": "Blocks tracked when scope is last."})
-    damping: float | None = field(default=None, metadata={"help": "Damping; None = 0.1 x mean eigenvalue."})
-    empirical_fisher: bool = field(default=False, metadata={"help": "True labels instead of sampled (true Fisher)."})
-    batch_size: int = field(default=16, metadata={"help": "Examples per batch (factors and scores)."})
+    SCHEMA: ClassVar[str] = "$defs.d3m_influence"  # the schema section it mirrors: its defaults
+
+    strategy: str = field(metadata={"help": "identity, diagonal, kfac or ekfac."})
+    scope: str = field(metadata={"help": "Linear modules: head, last (N blocks + head) or all."})
+    last_n: int = field(metadata={"help": "Blocks tracked when scope is last."})
+    damping: float | None = field(metadata={"help": "Damping; None = 0.1 x mean eigenvalue."})
+    empirical_fisher: bool = field(metadata={"help": "True labels instead of sampled (true Fisher)."})
+    batch_size: int = field(metadata={"help": "Examples per batch (factors and scores)."})
 
     def __post_init__(self) -> None:
         if self.strategy not in ("identity", "diagonal", "kfac", "ekfac"):

@@ -20,20 +20,12 @@ import pandas as pd
 
 from biasdrift.d3m.attribution import TensorDataset, margins
 from biasdrift.runtime import atomic_path, config_hash
-from biasdrift.training import TrainConfig, callbacks_for, fit, training_arguments
+from biasdrift.training import TrainConfig, fit, make_trainer
 
 log = logging.getLogger(__name__)
 
 EPOCH_PREFIX = "epoch-"
 LABEL_NAMES = {0: "not_hateful", 1: "hateful"}
-
-
-def set_threads(n: int) -> None:
-    """Torch CPU threads = the job's Snakemake threads (two one-thread jobs on two cores
-    beat one job fighting another for them)."""
-    import torch
-
-    torch.set_num_threads(max(1, int(n)))
 
 
 def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> TensorDataset:
@@ -154,7 +146,6 @@ def train_classifier(
     ``predict_splits``.
     """
     import torch
-    from transformers import Trainer, default_data_collator
 
     from biasdrift.models import load_tokenizer
 
@@ -177,18 +168,19 @@ def train_classifier(
     scratch_dir = Path(scratch_dir)
     torch.manual_seed(seed)  # the new classification head
     model = load_classifier(model_ref, device=device)
-    args = training_arguments(cfg, scratch_dir, seed, torch.device(device).type)
-    callbacks = callbacks_for(cfg)
+    callbacks = []
     if keep_model and snapshot_epochs:
         callbacks.append(_epoch_callback(scratch_dir / "epochs", snapshot_epochs))
     eval_frame = frame[frame["split"] == "val"]
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=encode(tokenizer, eval_frame, max_length) if cfg.eval_steps and len(eval_frame) else None,
-        data_collator=default_data_collator,
-        processing_class=tokenizer,
+    trainer = make_trainer(
+        model,
+        cfg,
+        scratch_dir=scratch_dir,
+        seed=seed,
+        device=torch.device(device).type,
+        train_set=train_set,
+        eval_set=encode(tokenizer, eval_frame, max_length) if cfg.eval_steps and len(eval_frame) else None,
+        tokenizer=tokenizer,
         callbacks=callbacks,
     )
     to_predict = frame[frame["split"].isin(predict_splits)].reset_index(drop=True)

@@ -123,31 +123,6 @@ class RunSpec:
         )
 
 
-def run_spec(smk: Any) -> RunSpec:
-    """The RunSpec of a training job (a Snakemake job object, duck-typed: this package
-    never imports snakemake) of rule finetune_d3m_base, retrain_d3m or
-    retrain_d3m_baseline."""
-    from biasdrift.runtime import choose_device
-    from biasdrift.training import config_from_dict
-
-    params = smk.params
-    return RunSpec(
-        model_ref=params.model_ref,
-        data_path=Path(smk.input.data),
-        cfg=config_from_dict(TrainConfig, params.finetune, "studies.d3m.finetune"),
-        max_length=params.max_length,
-        seed=int(smk.wildcards.seed),
-        scratch_dir=Path(params.scratch),
-        preds_path=Path(smk.output.preds),
-        metrics_path=Path(smk.output.metrics),
-        train_metrics_path=Path(smk.output.train_metrics),
-        device=choose_device(params.runtime["device"]),
-        n_boot=params.metrics["bootstrap"],
-        level=params.metrics["level"],
-        snapshot_epochs=tuple(getattr(params, "snapshot_epochs", None) or ()),
-    )
-
-
 def finetune_base(spec: RunSpec, model_dir: str | Path) -> dict[str, Any]:
     """A base model on the full training split: weights with the epoch snapshots of
     ``spec.snapshot_epochs``, and predictions (with per-example loss) on every split."""

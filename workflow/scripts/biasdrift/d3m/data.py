@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -139,11 +139,13 @@ def sample_cell(frame: pd.DataFrame, n: int, seed: int, where: str, strict: bool
     return frame.iloc[sorted(order)]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Imbalance:
-    biased_groups: list[str] = field(default_factory=list, metadata={"help": "Groups whose cells are skewed."})
-    biased_label: int = field(default=0, metadata={"help": "The label thinned out in the biased groups."})
-    biased_ratio: float = field(default=0.25, metadata={"help": "Size of the thinned cell relative to the others."})
+    SCHEMA: ClassVar[str] = "$defs.d3m_world.imbalance"  # the schema section it mirrors: its defaults
+
+    biased_groups: list[str] = field(metadata={"help": "Groups whose cells are skewed."})
+    biased_label: int = field(metadata={"help": "The label thinned out in the biased groups."})
+    biased_ratio: float = field(metadata={"help": "Size of the thinned cell relative to the others."})
 
     def train_count(self, group: str, label: int, per_cell: int) -> int:
         if group in self.biased_groups and label == self.biased_label:
@@ -186,14 +188,16 @@ def check_biased_groups(imbalance: Imbalance, groups: Iterable[str], where: str)
         )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ToxigenParams:
-    groups: list[str] | None = field(default=None, metadata={"help": "Groups kept (None = all), both labels each."})
-    train_per_cell: int = field(default=400, metadata={"help": "Train rows per (group, label) cell."})
-    val_per_cell: int = field(default=50, metadata={"help": "Validation rows per cell (balanced)."})
-    test_per_cell: int = field(default=25, metadata={"help": "Test rows per cell (annotated config)."})
-    toxicity_threshold: float = field(default=2.0, metadata={"help": "Test label = toxicity_human > this."})
-    equalise_methods: bool = field(default=True, metadata={"help": "Same count per generation method per group."})
+    SCHEMA: ClassVar[str] = "$defs.d3m_world.toxigen"  # the schema section it mirrors: its defaults
+
+    groups: list[str] | None = field(metadata={"help": "Groups kept (None = all), both labels each."})
+    train_per_cell: int = field(metadata={"help": "Train rows per (group, label) cell."})
+    val_per_cell: int = field(metadata={"help": "Validation rows per cell (balanced)."})
+    test_per_cell: int = field(metadata={"help": "Test rows per cell (annotated config)."})
+    toxicity_threshold: float = field(metadata={"help": "Test label = toxicity_human > this."})
+    equalise_methods: bool = field(metadata={"help": "Same count per generation method per group."})
 
 
 def unwrap_bytes_repr(text: str) -> str:
@@ -297,10 +301,12 @@ HATEXPLAIN_GROUPS = ["African", "Islam", "Women", "Refugee"]
 HATEXPLAIN_LABELS = {0: 1, 1: 0, 2: 1}  # hatespeech -> 1, normal -> 0, offensive -> 1
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HatexplainParams:
-    groups: list[str] = field(default_factory=lambda: list(HATEXPLAIN_GROUPS), metadata={"help": "Target groups."})
-    min_votes: int = field(default=2, metadata={"help": "Annotators needed for a majority label or a group."})
+    SCHEMA: ClassVar[str] = "$defs.d3m_world.hatexplain"  # the schema section it mirrors: its defaults
+
+    groups: list[str] = field(metadata={"help": "Target groups."})
+    min_votes: int = field(metadata={"help": "Annotators needed for a majority label or a group."})
 
 
 def _as_list(value: Any) -> list:

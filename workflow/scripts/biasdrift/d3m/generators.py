@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 
@@ -42,31 +43,31 @@ def pseudo_words(n: int, rng: random.Random, taken: set[str], syllables: int = 3
     return words
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SyntheticParams:
-    groups: list[str] = field(default_factory=lambda: ["a", "b", "c", "d"], metadata={"help": "Group names."})
-    biased_group: str = field(default="a", metadata={"help": "The group whose label balance is skewed."})
-    majority_label: int = field(default=1, metadata={"help": "The over-represented label in the biased group."})
-    n_majority: int = field(default=300, metadata={"help": "Train rows of (biased group, majority label)."})
-    n_minority: int = field(default=30, metadata={"help": "Train rows of (biased group, other label)."})
-    n_other: int = field(default=200, metadata={"help": "Train rows of every other (group, label) cell."})
-    val_per_cell: int = field(default=40, metadata={"help": "Validation rows per cell."})
-    test_per_cell: int = field(default=200, metadata={"help": "Test rows per cell."})
-    n_core: int = field(default=50, metadata={"help": "Core words per label (each decides the label)."})
-    n_filler: int = field(default=50, metadata={"help": "Filler words (no signal)."})
-    fillers_per_example: int = field(default=3, metadata={"help": "Filler words per example."})
+    SCHEMA: ClassVar[str] = "generators.d3m_synthetic"  # the schema section it mirrors: its defaults
+
+    groups: list[str] = field(metadata={"help": "Group names."})
+    biased_group: str = field(metadata={"help": "The group whose label balance is skewed."})
+    majority_label: int = field(metadata={"help": "The over-represented label in the biased group."})
+    n_majority: int = field(metadata={"help": "Train rows of (biased group, majority label)."})
+    n_minority: int = field(metadata={"help": "Train rows of (biased group, other label)."})
+    n_other: int = field(metadata={"help": "Train rows of every other (group, label) cell."})
+    val_per_cell: int = field(metadata={"help": "Validation rows per cell."})
+    test_per_cell: int = field(metadata={"help": "Test rows per cell."})
+    n_core: int = field(metadata={"help": "Core words per label (each decides the label)."})
+    n_filler: int = field(metadata={"help": "Filler words (no signal)."})
+    fillers_per_example: int = field(metadata={"help": "Filler words per example."})
     label_noise: float = field(
-        default=0.0, metadata={"help": "Probability that an example's core word comes from the other label's list."}
+        metadata={"help": "Probability that an example's core word comes from the other label's list."}
     )
     vocab_seed: int | None = field(
-        default=None,
         metadata={
             "help": "Seed of the world's words (None: the dataset's seed). Worlds of a sweep share it, so one "
             "tokenizer and pretrained model know every world's words while the rows differ."
         },
     )
     effect: float = field(
-        default=1.0,
         metadata={
             "help": "Effect size: the biased group's other-label train rows go from n_majority (0: the group is "
             "balanced, its word no shortcut) to n_minority (1, as given)."

@@ -23,18 +23,18 @@ from biasdrift import config as bdc
 
 STUDY = "d3m"
 CODE_VERSION = {
-    "prepare_d3m_world": 1,
-    "finetune_d3m_base": 2,  # 2: epoch snapshots only where a TRAK ensemble uses them
-    "score_d3m_trak": 1,
-    "score_d3m_if": 1,
-    "align_d3m": 1,
-    "retrain_d3m": 1,
-    "retrain_d3m_baseline": 1,
-    "aggregate_d3m": 1,
-    "plot_d3m_counterfactual": 1,
-    "plot_d3m_attribution": 1,
-    "summarize_d3m_sweep": 1,
-    "plot_d3m_sweep": 1,
+    "prepare_d3m_world": 2,
+    "finetune_d3m_base": 3,  # 2: epoch snapshots only where a TRAK ensemble uses them
+    "score_d3m_trak": 2,
+    "score_d3m_if": 2,
+    "align_d3m": 2,
+    "retrain_d3m": 2,
+    "retrain_d3m_baseline": 2,
+    "aggregate_d3m": 2,
+    "plot_d3m_counterfactual": 2,
+    "plot_d3m_attribution": 2,
+    "summarize_d3m_sweep": 2,
+    "plot_d3m_sweep": 2,
 }
 SWEEP = "sweep"  # results/d3m/sweep/: not a world name
 RANDOM = "random"
@@ -158,26 +158,6 @@ def sweep_inputs(config: dict, wildcards: Any) -> dict[str, list[str]]:  # noqa:
     }
 
 
-def sweep_params(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
-    """The sweep's worlds (in input order), a label of each generated world's parameters,
-    and the interval level."""
-    descriptions, majority = {}, {}
-    for world in worlds(config):
-        alias = section(config)["worlds"][world]["dataset"]
-        generate = config.get("datasets", {}).get(alias, {}).get("generate") or {}
-        synthetic = generate.get("generator") == "d3m_synthetic"
-        descriptions[world] = world_label(generate["params"]) if synthetic else f"dataset {alias}"
-        if synthetic:  # the cell whose examples the planted shortcut rests on
-            majority[world] = f"{generate['params']['biased_group']}|{int(generate['params']['majority_label'])}"
-    return {
-        "worlds": worlds(config),
-        "aligns": [[w, m] for w in worlds(config) for m in attribution_methods(config)],
-        "descriptions": descriptions,
-        "majority_cells": majority,
-        "level": section(config)["metrics"]["level"],
-    }
-
-
 def world_label(params: dict[str, Any]) -> str:
     """A short label of a synthetic world: its biased cells' train rows (at effect 1), the
     other cells', the label noise and the effect size."""
@@ -193,10 +173,6 @@ def world_inputs(config: dict, wildcards: Any) -> dict[str, str]:
     if spec.get("test_dataset"):
         out["test_dataset"] = bdc.dataset_file(spec["test_dataset"])
     return out
-
-
-def model_ref(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
-    return bdc.model_ref(config, section(config)["model"])
 
 
 def model_inputs(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
@@ -215,19 +191,9 @@ def world_trak(config: dict, world: str, method: str) -> dict[str, Any]:
     return spec
 
 
-def trak_spec(config: dict, wildcards: Any) -> dict[str, Any]:
-    return world_trak(config, wildcards.world, wildcards.method)
-
-
 def trak_where(world: str, method: str) -> str:
     """The config keys behind a TRAK setting of one world, for error messages."""
     return f"studies.{STUDY}.trak.{method} on world {world!r} (overridable in studies.{STUDY}.worlds.{world}.trak)"
-
-
-def prepare_params(config: dict, wildcards: Any) -> dict[str, Any]:
-    """The world's preparation settings: everything but its TRAK overrides, so that
-    changing those does not prepare the data (and retrain everything) again."""
-    return {k: v for k, v in section(config)["worlds"][wildcards.world].items() if k != "trak"}
 
 
 def trak_checkpoints(config: dict, wildcards: Any) -> list[str]:
@@ -263,7 +229,7 @@ def score_files(config: dict, wildcards: Any) -> dict[str, str]:  # noqa: ARG001
 
 def retrain_inputs(config: dict, wildcards: Any) -> dict[str, Any]:
     """Data and backbone; the alignment table when the removal set comes from one."""
-    out: dict[str, Any] = {"data": data_file(wildcards.world), "model": model_inputs(config, wildcards)}
+    out: dict[str, Any] = {"data": data_file(wildcards.world), "backbone": model_inputs(config, wildcards)}
     method = getattr(wildcards, "method", None) or getattr(wildcards, "baseline", "")
     if method.startswith(HEURISTIC):
         method = method[len(HEURISTIC) :]
@@ -287,18 +253,147 @@ def attribution_inputs(config: dict, wildcards: Any) -> dict[str, Any]:
     }
 
 
-def curve_metrics(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
-    return CURVES[wildcards.curve]
-
-
-def attribution_names(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
-    return attribution_methods(config)
-
-
-def scatter_pair(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
+def scatter_pair(config: dict) -> list[str]:
     """The two methods of the alignment scatter: influence vs TRAK when both exist."""
     first = [m[0] for m in (influence_methods(config), trak_methods(config)) if m]
     return first if len(first) == 2 else attribution_methods(config)[:2]
+
+
+# --------------------------------------------------------------------------- stages
+# One glue function per rule, named like it: the stage's whole params (the fields of its
+# job dataclass in biasdrift.d3m.jobs).
+def prepare_d3m_world(config: dict, wildcards: Any) -> dict[str, Any]:
+    """The world's preparation settings only (its TRAK overrides left out, so that
+    changing those does not prepare the data, and retrain everything, again)."""
+    spec = section(config)["worlds"][wildcards.world]
+    return {
+        "world": wildcards.world,
+        "prepare": spec["prepare"],
+        "settings": spec.get(spec["prepare"], {}),  # the preparer's own section (none for table)
+        "imbalance": spec["imbalance"],
+        "seed": spec["seed"],
+    }
+
+
+def _training(config: dict, wildcards: Any) -> dict[str, Any]:
+    s = section(config)
+    return {
+        "model": bdc.model_ref(config, s["model"]),
+        "finetune": s["finetune"],
+        "max_length": s["max_length"],
+        "metrics": s["metrics"],
+        "seed": int(wildcards.seed),
+        "runtime": config["runtime"],
+    }
+
+
+def finetune_d3m_base(config: dict, wildcards: Any) -> dict[str, Any]:
+    return {
+        **_training(config, wildcards),
+        "snapshot_epochs": snapshot_epochs(config, wildcards),
+        "scratch": f"{base_dir(wildcards.world, wildcards.seed)}/.scratch/finetune_d3m_base",
+    }
+
+
+def retrain_d3m(config: dict, wildcards: Any) -> dict[str, Any]:
+    folder = cf_dir(wildcards.world, wildcards.method, wildcards.k, wildcards.seed)
+    return {
+        **_training(config, wildcards),
+        "method": wildcards.method,
+        "k": float(wildcards.k),
+        "unit": section(config)["removal"]["unit"],
+        "scratch": f"{folder}/.scratch/retrain_d3m",
+    }
+
+
+def retrain_d3m_baseline(config: dict, wildcards: Any) -> dict[str, Any]:
+    folder = cf_dir(wildcards.world, wildcards.baseline, None, wildcards.seed)
+    return {
+        **_training(config, wildcards),
+        "method": wildcards.baseline,
+        "unit": section(config)["removal"]["unit"],
+        "scratch": f"{folder}/.scratch/retrain_d3m_baseline",
+    }
+
+
+def score_d3m_trak(config: dict, wildcards: Any) -> dict[str, Any]:
+    """TRAK method ``wildcards.method`` with the world's overrides; its checkpoint
+    epochs apart (the checkpoint seeds are the rule's model inputs)."""
+    s, world, method = section(config), wildcards.world, wildcards.method
+    trak = world_trak(config, world, method)
+    checkpoints = trak.pop("checkpoints")
+    return {
+        "world": world,
+        "method": method,
+        "trak": trak,
+        "epochs": checkpoints["epochs"],
+        "query_split": s["query_split"],
+        "max_length": s["max_length"],
+        "seed": trak["projector_seed"],
+        "runtime": config["runtime"],
+        "work": f"{scores_dir(world, method)}/.scratch/score_d3m_trak",
+    }
+
+
+def score_d3m_if(config: dict, wildcards: Any) -> dict[str, Any]:
+    s, method = section(config), wildcards.method
+    return {
+        "method": method,
+        "influence": s["influence"][method],
+        "query_split": s["query_split"],
+        "max_length": s["max_length"],
+        "seed": s["score_seed"],
+        "runtime": config["runtime"],
+        "work": f"{scores_dir(wildcards.world, method)}/.scratch/score_d3m_if",
+    }
+
+
+def align_d3m(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    s = section(config)
+    return {"query_split": s["query_split"], "grouping": s["grouping"]}
+
+
+def aggregate_d3m(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    metrics = section(config)["metrics"]
+    return {"level": metrics["level"], "select_metric": metrics["select_metric"]}
+
+
+def summarize_d3m_sweep(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    """The sweep's worlds (in input order), a label of each generated world's parameters,
+    and the interval level."""
+    descriptions, majority = {}, {}
+    for world in worlds(config):
+        alias = section(config)["worlds"][world]["dataset"]
+        generate = config.get("datasets", {}).get(alias, {}).get("generate") or {}
+        synthetic = generate.get("generator") == "d3m_synthetic"
+        descriptions[world] = world_label(generate["params"]) if synthetic else f"dataset {alias}"
+        if synthetic:  # the cell whose examples the planted shortcut rests on
+            majority[world] = f"{generate['params']['biased_group']}|{int(generate['params']['majority_label'])}"
+    return {
+        "worlds": worlds(config),
+        "aligns": [[w, m] for w in worlds(config) for m in attribution_methods(config)],
+        "descriptions": descriptions,
+        "majority_cells": majority,
+        "level": section(config)["metrics"]["level"],
+    }
+
+
+def plot_d3m_sweep(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def plot_d3m_counterfactual(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    return {"metrics": CURVES[wildcards.curve]}
+
+
+def plot_d3m_attribution(config: dict, wildcards: Any) -> dict[str, Any]:  # noqa: ARG001
+    s = section(config)
+    return {
+        "methods": attribution_methods(config),
+        "pair": scatter_pair(config),
+        "query_split": s["query_split"],
+        "top_n": s["report"]["top_examples"],
+    }
 
 
 # --------------------------------------------------------------------------- checks
@@ -411,10 +506,10 @@ def train_rows(config: dict, world: dict) -> int | None:
         generate = spec.get("generate") or {}
         if generate.get("generator") != "d3m_synthetic":
             return None
-        from biasdrift.config import config_from_dict
+        from biasdrift.config import from_schema
         from biasdrift.d3m.generators import SyntheticParams, cell_counts
 
-        return sum(cell_counts(config_from_dict(SyntheticParams, generate.get("params") or {}))["train"].values())
+        return sum(cell_counts(from_schema(SyntheticParams, **(generate.get("params") or {})))["train"].values())
     if world["prepare"] == "toxigen":
         params, imbalance = world.get("toxigen") or {}, world.get("imbalance") or {}
         if not params.get("groups"):
