@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from bench.bench_foundation import machine, save_result  # noqa: E402
+from biasdrift.config import from_schema  # noqa: E402
 from biasdrift.tinystories import corpus, synthetic  # noqa: E402
 from biasdrift.tinystories.pretokenize import PretokenizeConfig, pretokenize, record_rng  # noqa: E402
 from biasdrift.tinystories.stories import render  # noqa: E402
@@ -78,12 +79,12 @@ def baseline_pretokenize(shard_dir: Path, model_file: Path, out_dir: Path, worke
 def bench_pretokenize(shards: int, stories: int, vocab: int, workers: int, repeats: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ts-bench-"))
     try:
-        params = synthetic.SyntheticParams(n_shards=shards, stories_per_shard=stories, seed=0)
+        params = from_schema(synthetic.SyntheticParams, n_shards=shards, stories_per_shard=stories, seed=0)
         corpus.synthesize_tarball(params, work / "c.tar.gz")
         corpus.unpack(work / "c.tar.gz", work / "shards", work / "manifest.json")
         train_vocab(
             work / "shards",
-            VocabConfig(vocab_size=vocab, shards=shards - 1),
+            from_schema(VocabConfig, vocab_size=vocab, shards=shards - 1),
             work / "tok.model",
             work / "tok.vocab",
             work / "meta.json",
@@ -96,7 +97,7 @@ def bench_pretokenize(shards: int, stories: int, vocab: int, workers: int, repea
                 work / "shards",
                 work / "tok.model",
                 DatasetSpec(),
-                PretokenizeConfig(seed=0),
+                from_schema(PretokenizeConfig, seed=0),
                 work / f"fast{r}",
                 work / f"fast{r}.json",
                 workers=workers,
@@ -144,13 +145,13 @@ def bench_training(
 
     work = Path(tempfile.mkdtemp(prefix="ts-train-"))
     try:
-        params = synthetic.SyntheticParams(n_shards=3, stories_per_shard=3000, seed=0)
+        params = from_schema(synthetic.SyntheticParams, n_shards=3, stories_per_shard=3000, seed=0)
         corpus.synthesize_tarball(params, work / "c.tar.gz")
         corpus.unpack(work / "c.tar.gz", work / "shards", work / "manifest.json")
         vocab = int(overrides.get("vocab_size", 1024))
         train_vocab(
             work / "shards",
-            VocabConfig(vocab_size=vocab, shards=2),
+            from_schema(VocabConfig, vocab_size=vocab, shards=2),
             work / "tok.model",
             work / "tok.vocab",
             work / "meta.json",
@@ -159,14 +160,15 @@ def bench_training(
             work / "shards",
             work / "tok.model",
             DatasetSpec(),
-            PretokenizeConfig(),
+            from_schema(PretokenizeConfig),
             work / "all",
             work / "all.json",
             workers=2,
         )
         timings = {}
         for n in steps:
-            cfg = StoryTrainConfig(
+            cfg = from_schema(
+                StoryTrainConfig,
                 max_steps=n,
                 batch_size=batch,
                 learning_rate=1e-3,
@@ -188,7 +190,9 @@ def bench_training(
                 metrics_path=work / f"m{n}.json",
                 scratch_dir=work / f".scratch{n}",
                 tokenizer_model=work / "tok.model",
-                build=ModelSpec(preset, {k: v for k, v in overrides.items() if k != "vocab_size"}),
+                build=from_schema(
+                    ModelSpec, preset=preset, overrides={k: v for k, v in overrides.items() if k != "vocab_size"}
+                ),
                 threads=threads,
             )
             timings[n] = (time.perf_counter() - start, metrics)

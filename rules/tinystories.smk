@@ -39,15 +39,13 @@ rule synthesize_stories:
     benchmark:
         "benchmarks/tinystories/corpus/synthesize_stories.tsv"
     params:
-        synthetic=lookup(
-            dpath="studies/tinystories/corpus/synthetic", within=config, default=None
-        ),
+        job=stage_params("tinystories", "synthesize_stories"),
         code_version=CODE_VERSION["synthesize_stories"],
     priority: 30
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/synthesize_stories.py"
+        "../workflow/scripts/tinystories_synthesize_stories.py"
 
 
 rule download_stories:
@@ -58,13 +56,13 @@ rule download_stories:
     log:
         "logs/tinystories/corpus/download_stories.log",
     params:
-        hub=lookup(dpath="studies/tinystories/corpus/hub", within=config, default=None),
+        job=stage_params("tinystories", "download_stories"),
         code_version=CODE_VERSION["download_stories"],
     retries: 3
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/download_stories.py"
+        "../workflow/scripts/tinystories_download_stories.py"
 
 
 rule unpack_stories:
@@ -79,12 +77,13 @@ rule unpack_stories:
     benchmark:
         "benchmarks/tinystories/corpus/unpack_stories.tsv"
     params:
+        job=stage_params("tinystories", "unpack_stories"),
         code_version=CODE_VERSION["unpack_stories"],
     priority: 30
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/unpack_stories.py"
+        "../workflow/scripts/tinystories_unpack_stories.py"
 
 
 rule train_vocab:
@@ -100,21 +99,21 @@ rule train_vocab:
     benchmark:
         "benchmarks/tinystories/vocab/train_vocab.tsv"
     params:
-        vocab=lookup(dpath="studies/tinystories/vocab", within=config, default=None),
+        job=stage_params("tinystories", "train_vocab"),
         code_version=CODE_VERSION["train_vocab"],
     priority: 30
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/train_vocab.py"
+        "../workflow/scripts/tinystories_train_vocab.py"
 
 
 rule pretokenize:
     input:
-        shards="results/tinystories/corpus/shards",
+        corpus="results/tinystories/corpus/shards",
         tokenizer=TS_TOKENIZER,
     output:
-        shards=directory("results/tinystories/tokens/{spec}/shards"),
+        tokens=directory("results/tinystories/tokens/{spec}/shards"),
         meta="results/tinystories/tokens/{spec}/meta.json",
         manifest="results/tinystories/tokens/{spec}/manifest.json",
     log:
@@ -122,16 +121,13 @@ rule pretokenize:
     benchmark:
         "benchmarks/tinystories/tokens/{spec}/pretokenize.tsv"
     params:
-        spec=study_input("tinystories", "spec_params"),
-        pretokenize=lookup(
-            dpath="studies/tinystories/pretokenize", within=config, default=None
-        ),
+        job=stage_params("tinystories", "pretokenize"),
         code_version=CODE_VERSION["pretokenize"],
     priority: 30
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/pretokenize.py"
+        "../workflow/scripts/tinystories_pretokenize.py"
 
 
 rule pretrain_story_model:
@@ -149,17 +145,13 @@ rule pretrain_story_model:
     benchmark:
         "benchmarks/tinystories/pretrain/{base}/pretrain_story_model.tsv"
     params:
-        stage=lookup(dpath="studies/tinystories/pretrain", within=config, default=None),
-        model=lookup(dpath="studies/tinystories/model", within=config, default=None),
-        settings=study_input("tinystories", "training_settings"),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/tinystories/pretrain/{base}/.scratch/pretrain_story_model",
+        job=stage_params("tinystories", "pretrain_story_model"),
         code_version=CODE_VERSION["pretrain_story_model"],
     priority: 30
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/train_story_model.py"
+        "../workflow/scripts/tinystories_pretrain_story_model.py"
 
 
 rule delete_feature:
@@ -179,18 +171,13 @@ rule delete_feature:
     benchmark:
         "benchmarks/tinystories/delete/{protocol}/lr{lr}/seed{seed}/delete_feature.tsv"
     params:
-        stage=lookup(dpath="studies/tinystories/deletion", within=config, default=None),
-        learning_rate="{lr}",
-        seed="{seed}",
-        settings=study_input("tinystories", "training_settings"),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/tinystories/delete/{protocol}/lr{lr}/seed{seed}/.scratch/delete_feature",
+        job=stage_params("tinystories", "delete_feature"),
         code_version=CODE_VERSION["delete_feature"],
     priority: 20
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/train_story_model.py"
+        "../workflow/scripts/tinystories_delete_feature.py"
 
 
 rule recover_feature:
@@ -215,18 +202,13 @@ rule recover_feature:
     benchmark:
         "benchmarks/tinystories/recover/{source}/seed{seed}/recover_feature.tsv"
     params:
-        stage=lookup(dpath="studies/tinystories/recovery", within=config, default=None),
-        steps=TS_STEPS,
-        seed="{seed}",
-        settings=study_input("tinystories", "training_settings"),
-        runtime=lookup(dpath="runtime", within=config),
-        scratch="results/tinystories/recover/{source}/seed{seed}/.scratch/recover_feature",
+        job=stage_params("tinystories", "recover_feature"),
         code_version=CODE_VERSION["recover_feature"],
     priority: 20
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/train_story_model.py"
+        "../workflow/scripts/tinystories_recover_feature.py"
 
 
 rule evaluate_story_model:
@@ -234,8 +216,8 @@ rule evaluate_story_model:
         model="results/tinystories/{run}/model",
         shards="results/tinystories/corpus/shards",
         tokenizer=TS_TOKENIZER,
-        eval_sets=study_input("tinystories", "eval_token_dirs"),
-        judge=study_input("tinystories", "judge_inputs"),
+        eval_tokens=study_input("tinystories", "eval_token_dirs"),
+        judge_model=study_input("tinystories", "judge_inputs"),
     output:
         evaluation="results/tinystories/{run}/eval.json",
         probes="results/tinystories/{run}/probes.json",
@@ -246,25 +228,14 @@ rule evaluate_story_model:
     benchmark:
         "benchmarks/tinystories/{run}/evaluate_story_model.tsv"
     params:
-        feature=lookup(dpath="studies/tinystories/feature", within=config, default=None),
-        evaluation=lookup(
-            dpath="studies/tinystories/evaluation", within=config, default=None
-        ),
-        probes=lookup(dpath="studies/tinystories/probes", within=config, default=None),
-        block_size=lookup(
-            dpath="studies/tinystories/block_size", within=config, default=None
-        ),
-        eval_sets=study_input("tinystories", "eval_sets"),
-        instruction_subset=study_input("tinystories", "prompt_subset"),
-        judge=study_input("tinystories", "judge"),
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("tinystories", "evaluate_story_model"),
         code_version=CODE_VERSION["evaluate_story_model"],
     wildcard_constraints:
         run=TS_WILDCARDS["run"],
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/evaluate_story_model.py"
+        "../workflow/scripts/tinystories_evaluate_story_model.py"
 
 
 rule evaluate_recovery:
@@ -272,8 +243,8 @@ rule evaluate_recovery:
         checkpoints=study_input("tinystories", "recovery_checkpoints"),
         shards="results/tinystories/corpus/shards",
         tokenizer=TS_TOKENIZER,
-        eval_sets=study_input("tinystories", "eval_token_dirs"),
-        judge=study_input("tinystories", "judge_inputs"),
+        eval_tokens=study_input("tinystories", "eval_token_dirs"),
+        judge_model=study_input("tinystories", "judge_inputs"),
     output:
         evaluation="results/tinystories/recover/{source}/seed{seed}/recovery.json",
         generations="results/tinystories/recover/{source}/seed{seed}/generations.jsonl",
@@ -283,30 +254,19 @@ rule evaluate_recovery:
     benchmark:
         "benchmarks/tinystories/recover/{source}/seed{seed}/evaluate_recovery.tsv"
     params:
-        feature=lookup(dpath="studies/tinystories/feature", within=config, default=None),
-        evaluation=lookup(
-            dpath="studies/tinystories/evaluation", within=config, default=None
-        ),
-        block_size=lookup(
-            dpath="studies/tinystories/block_size", within=config, default=None
-        ),
-        eval_sets=study_input("tinystories", "eval_sets"),
-        instruction_subset=study_input("tinystories", "prompt_subset"),
-        judge=study_input("tinystories", "judge"),
-        steps=TS_STEPS,
-        runtime=lookup(dpath="runtime", within=config),
+        job=stage_params("tinystories", "evaluate_recovery"),
         code_version=CODE_VERSION["evaluate_recovery"],
     conda:
         "../environment.yml"
     script:
-        "../workflow/scripts/evaluate_recovery.py"
+        "../workflow/scripts/tinystories_evaluate_recovery.py"
 
 
 rule summarize_tinystories:
     localrule: True
     input:
         evals=study_input("tinystories", "model_evals"),
-        probes=study_input("tinystories", "model_probes"),
+        model_probes=study_input("tinystories", "model_probes"),
         recoveries=study_input("tinystories", "recovery_evals"),
     output:
         results="results/tinystories/summary/results.csv",
@@ -318,7 +278,7 @@ rule summarize_tinystories:
     log:
         "logs/tinystories/summary/summarize_tinystories.log",
     params:
-        layout=study_input("tinystories", "summary_layout"),
+        job=stage_params("tinystories", "summarize_tinystories"),
         code_version=CODE_VERSION["summarize_tinystories"],
     conda:
         "../environment.yml"
@@ -362,7 +322,7 @@ rule plot_tinystories:
     log:
         "logs/tinystories/plots/plot_tinystories.log",
     params:
-        feature=lookup(dpath="studies/tinystories/feature", within=config, default=None),
+        job=stage_params("tinystories", "plot_tinystories"),
         code_version=CODE_VERSION["plot_tinystories"],
     conda:
         "../environment.yml"

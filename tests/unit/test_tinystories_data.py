@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from biasdrift.config import from_schema
 from biasdrift.tinystories import corpus, stories, synthetic, transforms
 from biasdrift.tinystories.pretokenize import (
     PretokenizeConfig,
@@ -29,19 +30,19 @@ D, I = "Twist", "Foreshadowing"  # noqa: E741 - the spec's names
 
 @pytest.fixture(scope="module")
 def records():
-    return synthetic.generate_shard(synthetic.SyntheticParams(stories_per_shard=1500, seed=3), 1)
+    return synthetic.generate_shard(from_schema(synthetic.SyntheticParams, stories_per_shard=1500, seed=3), 1)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A 3-shard synthetic corpus, unpacked, and a 512-piece vocabulary."""
     root = tmp_path_factory.mktemp("ts")
-    params = synthetic.SyntheticParams(n_shards=3, stories_per_shard=400, seed=1)
+    params = from_schema(synthetic.SyntheticParams, n_shards=3, stories_per_shard=400, seed=1)
     corpus.synthesize_tarball(params, root / "c.tar.gz")
     manifest = corpus.unpack(root / "c.tar.gz", root / "shards", root / "manifest.json")
     train_vocab(
         root / "shards",
-        VocabConfig(vocab_size=512, shards=2),
+        from_schema(VocabConfig, vocab_size=512, shards=2),
         root / "tok.model",
         root / "tok.vocab",
         root / "meta.json",
@@ -73,7 +74,7 @@ def test_effect_decouples_the_story_from_the_features_its_instruction_asks_for(r
     """At effect e a story has the requested features with probability e, else features
     drawn anew: P(story shows Twist | Twist requested) = e + (1 - e) P(Twist); the
     instruction (and the filters' features list) is asked as often as at effect 1."""
-    params = synthetic.SyntheticParams(stories_per_shard=1500, seed=3, effect=effect)
+    params = from_schema(synthetic.SyntheticParams, stories_per_shard=1500, seed=3, effect=effect)
     graded = synthetic.generate_shard(params, 1)
     asked = [stories.detect(r["story"])[D] for r in graded if D in r["instruction"]["features"]]
     unasked = [stories.detect(r["story"])[D] for r in graded if D not in r["instruction"]["features"]]
@@ -81,10 +82,12 @@ def test_effect_decouples_the_story_from_the_features_its_instruction_asks_for(r
     shown = sum(asked) / len(asked)
     assert abs(shown - (effect + (1 - effect) * 0.25)) < 0.06, shown
     assert abs(sum(unasked) / len(unasked) - (1 - effect) * 0.25) < 0.04
-    default = synthetic.generate_shard(synthetic.SyntheticParams(stories_per_shard=1500, seed=3, effect=1.0), 1)
+    default = synthetic.generate_shard(
+        from_schema(synthetic.SyntheticParams, stories_per_shard=1500, seed=3, effect=1.0), 1
+    )
     assert default == records  # effect 1 draws the shard exactly as without the parameter
     with pytest.raises(ValueError, match="effect"):
-        synthetic.SyntheticParams(effect=-0.1)
+        from_schema(synthetic.SyntheticParams, effect=-0.1)
 
 
 def test_every_template_trips_only_its_own_feature():
@@ -327,7 +330,7 @@ def pretokenized(world, tmp_path_factory):
             root / "shards",
             root / "tok.model",
             spec,
-            PretokenizeConfig(seed=seed),
+            from_schema(PretokenizeConfig, seed=seed),
             out / name,
             out / f"{name}.json",
             workers=workers,
@@ -364,14 +367,21 @@ def test_pretokenize_rejects_a_filter_that_keeps_nothing(world, tmp_path):
     root, _ = world
     spec = DatasetSpec(filtering=f"features={D},features!={D}")
     with pytest.raises(ValueError, match="keeps no example"):
-        pretokenize(root / "shards", root / "tok.model", spec, PretokenizeConfig(), tmp_path / "t", tmp_path / "m.json")
+        pretokenize(
+            root / "shards",
+            root / "tok.model",
+            spec,
+            from_schema(PretokenizeConfig),
+            tmp_path / "t",
+            tmp_path / "m.json",
+        )
     assert not (tmp_path / "t").exists() and not (tmp_path / "m.json").exists()
 
 
 def test_synthetic_tarball_bytes_depend_only_on_the_params(tmp_path, monkeypatch):
     """gzip stores a time and a file name in its header: neither may leak into the tarball,
     or a local run and a cluster run would produce different corpus files."""
-    params = synthetic.SyntheticParams(n_shards=2, stories_per_shard=20, seed=5)
+    params = from_schema(synthetic.SyntheticParams, n_shards=2, stories_per_shard=20, seed=5)
     corpus.synthesize_tarball(params, tmp_path / "a.tar.gz")
     monkeypatch.setattr("time.time", lambda: 2_000_000_000.0)
     corpus.synthesize_tarball(params, tmp_path / "b.tar.gz")

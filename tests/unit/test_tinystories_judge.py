@@ -132,7 +132,7 @@ class StubJudge:
 
 
 def test_judge_rates_every_story_for_every_feature_and_counts_unparsed_apart(monkeypatch):
-    records = synthetic.generate_shard(synthetic.SyntheticParams(stories_per_shard=200, seed=4), 0)
+    records = synthetic.generate_shard(from_schema(synthetic.SyntheticParams, stories_per_shard=200, seed=4), 0)
     texts = ["The box was a dragon.", "A fog came.", "They played.", 'Mom said, "Hi!"']
 
     def fake_sample(model, tokenizer, prompts, cfg, device):  # noqa: ARG001

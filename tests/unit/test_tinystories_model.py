@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
+from biasdrift import training as shared_training
 from biasdrift.config import from_schema
 from biasdrift.tinystories import architectures as arch
 from biasdrift.tinystories import corpus
 from biasdrift.tinystories.data import split_files, windows_for
 from biasdrift.tinystories.vocab import StoryTokenizer
-from tests.unit.tinystories_helpers import build_world
+from tests.unit.tinystories_helpers import build_world, story_train_config
 
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "multiple_of": 16, "max_seq_len": 64}
 
@@ -185,8 +186,6 @@ def test_accumulating_k_distinct_micro_batches_gives_the_full_batch_gradient(wor
     original's bug (one micro-batch reused 4 times) must not."""
     from transformers import TrainerCallback
 
-    from biasdrift.tinystories.training import StoryTrainConfig
-
     windows = windows_for(world / "all", "train", 32, max_windows=8)
     model = tiny_model().double()
     reference = tiny_model().double()
@@ -205,7 +204,7 @@ def test_accumulating_k_distinct_micro_batches_gives_the_full_batch_gradient(wor
         def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):  # noqa: ARG002
             captured.update({n: p.grad.detach().clone() for n, p in model.named_parameters()})
 
-    cfg = StoryTrainConfig(max_steps=1, batch_size=2, grad_accum=4, max_grad_norm=0.0, save_steps=100)
+    cfg = story_train_config(max_steps=1, batch_size=2, grad_accum=4, max_grad_norm=0.0, save_steps=100)
     trainer = _trainer(model, windows, cfg, tmp_path)
     trainer.add_callback(Capture())
     trainer.train()
@@ -216,9 +215,7 @@ def test_accumulating_k_distinct_micro_batches_gives_the_full_batch_gradient(wor
 
 
 def test_norms_get_no_weight_decay_and_matrices_do(world, tmp_path):
-    from biasdrift.tinystories.training import StoryTrainConfig
-
-    cfg = StoryTrainConfig(max_steps=1, batch_size=2, weight_decay=0.1, save_steps=100)
+    cfg = story_train_config(max_steps=1, batch_size=2, weight_decay=0.1, save_steps=100)
     trainer = _trainer(tiny_model(), windows_for(world / "all", "train", 32, max_windows=4), cfg, tmp_path)
     decayed = set(trainer.get_decay_parameter_names(trainer.model))
     names = {n for n, _ in trainer.model.named_parameters()}
@@ -227,9 +224,9 @@ def test_norms_get_no_weight_decay_and_matrices_do(world, tmp_path):
 
 
 def _train(world, tmp_path, name, **kwargs):
-    from biasdrift.tinystories.training import ModelSpec, StoryTrainConfig, train_story_model
+    from biasdrift.tinystories.training import ModelSpec, train_story_model
 
-    cfg = StoryTrainConfig(
+    cfg = story_train_config(
         max_steps=8,
         batch_size=4,
         learning_rate=3e-3,
@@ -254,7 +251,7 @@ def _train(world, tmp_path, name, **kwargs):
         threads=1,
     )
     if "init_ref" not in kwargs:
-        defaults["build"] = ModelSpec("tiny", {**TINY, "dropout": 0.0})
+        defaults["build"] = from_schema(ModelSpec, preset="tiny", overrides={**TINY, "dropout": 0.0})
     return train_story_model(**{**defaults, **kwargs})
 
 
@@ -276,8 +273,6 @@ def test_a_crashed_recovery_resumes_and_still_delivers_every_snapshot(world, tmp
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    import biasdrift.tinystories.training as training
-
     _train(world, tmp_path, "base")
     init = {"alias": "base", "source": "path", "path": str(tmp_path / "base" / "model")}
     snaps = lambda name: {k: tmp_path / name / f"step{k}" for k in (0, 2, 5)}  # noqa: E731
@@ -288,12 +283,12 @@ def test_a_crashed_recovery_resumes_and_still_delivers_every_snapshot(world, tmp
             if state.global_step == 7:
                 raise RuntimeError("simulated kill")
 
-    original = training.callbacks_for
-    monkeypatch.setattr(training, "callbacks_for", lambda cfg: [*original(cfg), Crash()])
+    original = shared_training.callbacks_for  # make_trainer's callbacks
+    monkeypatch.setattr(shared_training, "callbacks_for", lambda cfg: [*original(cfg), Crash()])
     with pytest.raises(RuntimeError, match="simulated kill"):
         _train(world, tmp_path, "killed", init_ref=init, snapshot_steps=snaps("killed"))
     assert not (tmp_path / "killed" / "model").exists() and not (tmp_path / "killed" / "step2").exists()
-    monkeypatch.setattr(training, "callbacks_for", original)
+    monkeypatch.setattr(shared_training, "callbacks_for", original)
     metrics = _train(world, tmp_path, "killed", init_ref=init, snapshot_steps=snaps("killed"))
     assert metrics["resumed_from_step"] == 6 and metrics["steps_this_attempt"] == 2
     for name in ("model", "step0", "step2", "step5"):
@@ -324,7 +319,9 @@ def test_training_rejects_windows_longer_than_the_model_context(world, tmp_path)
     from biasdrift.tinystories.training import ModelSpec
 
     with pytest.raises(ValueError, match="exceeds the model's max_seq_len"):
-        _train(world, tmp_path, "long", build=ModelSpec("tiny", {**TINY, "max_seq_len": 16}))
+        _train(
+            world, tmp_path, "long", build=from_schema(ModelSpec, preset="tiny", overrides={**TINY, "max_seq_len": 16})
+        )
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -5,15 +5,15 @@ the stories in question."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from biasdrift.tinystories import evaluation
+from biasdrift.config import config_from_dict, load_schema, validate_config
+from biasdrift.tinystories import evaluation, jobs, training
+from biasdrift.tinystories import workflow as ts_workflow
 from biasdrift.tinystories.corpus import load_shard, shard_files
 from biasdrift.tinystories.data import bin_files, split_files
 from biasdrift.tinystories.pretokenize import read_tokens, split_examples
@@ -75,62 +75,51 @@ def test_evaluation_prompts_come_from_no_training_shard(world, monkeypatch):
     assert found(records, stream_text(world, split_files(tokens, "test"))) > 0.95  # the search finds them
 
 
-def load_entry_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "workflow/scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def stage_job(config: dict, rule: str, **wildcards):
+    """The job of stage ``rule`` as snakejob.run builds it: the glue's params, strictly
+    converted to the stage's dataclass."""
+    from snakejob import stage_job_class
+
+    fn = getattr(jobs, rule)
+    params = getattr(ts_workflow, rule)(config, SimpleNamespace(**wildcards))
+    return fn, config_from_dict(stage_job_class(fn), params, f"rule {rule}")
 
 
-def fake_job(rule: str, world: Path, settings: dict) -> SimpleNamespace:
-    """The parts of a Snakemake job object train_story_model.py reads."""
-    stage = {"seed": 0, "train": {"max_steps": 2, "batch_size": 2}, "eval_blocks": 0}
-    params = SimpleNamespace(
-        stage=stage,
-        settings=settings,
-        model={"preset": "base8M"},
-        seed=0,
-        learning_rate=1e-3,
-        steps=[1, 2],
-        scratch="scratch",
-        runtime={"device": "cpu", "deterministic": False},
-    )
-    return SimpleNamespace(
-        rule=rule,
-        params=params,
-        input=SimpleNamespace(data=str(world / "all"), tokenizer=str(world / "tok.model"), init="init"),
-        output=SimpleNamespace(model="model", metrics="metrics.json", checkpoints=["c1", "c2"]),
-        threads=1,
-    )
-
-
-def test_the_entry_script_pretrains_and_finetunes_on_disjoint_shards(world, monkeypatch):
-    """train_story_model.py's pretraining and deletion/recovery jobs, with the demo and the
-    tiny config's pretrain_fraction: the shards (and stories) they train on do not overlap."""
-    script = load_entry_script("train_story_model")
+def test_the_training_stages_pretrain_and_finetune_on_disjoint_shards(world, monkeypatch):
+    """The three training stages, built from the demo and the tiny config by the real glue:
+    the shards (and stories) pretraining and deletion/recovery train on do not overlap."""
     calls = {}
 
     def capture(**kwargs):
         calls[current] = kwargs
-        return {
-            k: 0 for k in ("global_step", "train_loss", "final_eval", "resumed_from_step", "tokens_per_second", "mfu")
-        }
+        return dict.fromkeys(jobs.TRAINING_KEYS, 0)
 
-    monkeypatch.setattr(script, "train_story_model", capture)
-    monkeypatch.setattr(script, "job_for", lambda *_a, **_k: contextlib.nullcontext({}))
-    settings = {"block_size": 32, "align_to_bos": False, "compile": False}
-    for config in ("config/config.yaml", "tests/config/tiny.yaml"):
-        fraction = yaml.safe_load((REPO / config).read_text())["studies"]["tinystories"]["pretrain_fraction"]
+    monkeypatch.setattr(training, "train_story_model", capture)
+    schema = load_schema(REPO / "config" / "schema.yaml")
+    files = {"data": str(world / "all"), "tokenizer": str(world / "tok.model"), "metrics": "m.json", "threads": 1}
+    stages = {
+        "pretrain_story_model": ({"base": "all"}, {"model": "model"}),
+        "delete_feature": ({"protocol": "p", "lr": "0.001", "seed": "0"}, {"init": "init", "model": "model"}),
+        "recover_feature": ({"source": "control", "seed": "0"}, {"init": "init"}),
+    }
+    for path in ("config/config.yaml", "tests/config/tiny.yaml"):
+        config = validate_config(yaml.safe_load((REPO / path).read_text()), schema)
         streams = {}
-        for current in ("pretrain_story_model", "delete_feature", "recover_feature"):
-            script.main(fake_job(current, world, {**settings, "pretrain_fraction": fraction}))
+        for current, (wildcards, outputs) in stages.items():
+            fn, job = stage_job(config, current, **wildcards)
+            if current == "recover_feature":
+                outputs["checkpoints"] = [f"c{step}" for step in job.steps]
+            fn(job, **files, **outputs)
             call = calls[current]
+            assert call["pretrain_fraction"] == config["studies"]["tinystories"]["pretrain_fraction"] > 0
             streams[current] = split_files(bin_files(call["train_dir"]), call["split"], call["pretrain_fraction"])
         pretrain = set(streams.pop("pretrain_story_model"))
         seen_in_pretraining = stream_text(world, sorted(pretrain))
-        training = [r for path in shard_files(world / "shards")[1:] for r in load_shard(path) if r["story"].strip()]
-        stories = [r for r in training if norm(r["story"]) in seen_in_pretraining]
+        training_stories = [
+            r for shard in shard_files(world / "shards")[1:] for r in load_shard(shard) if r["story"].strip()
+        ]
+        stories = [r for r in training_stories if norm(r["story"]) in seen_in_pretraining]
         assert stories
-        for rule, files in streams.items():
-            assert files and not pretrain & set(files), f"{config}: {rule} trains on pretraining shards"
-            assert found(stories, stream_text(world, files)) == 0, f"{config}: {rule} sees pretraining stories"
+        for rule, files_ in streams.items():
+            assert files_ and not pretrain & set(files_), f"{path}: {rule} trains on pretraining shards"
+            assert found(stories, stream_text(world, files_)) == 0, f"{path}: {rule} sees pretraining stories"

@@ -1,27 +1,8 @@
-"""Rule summarize_tinystories: results and recovery tables, probe table, marker-vs-judge
-agreement, and the checks."""
+"""Rule summarize_tinystories: results, recovery and probe tables, marker-vs-judge agreement, the checks."""
 
-from biasdrift.runtime import job_for
-from biasdrift.tinystories.report import summarize
+from snakejob import run
 
-
-def main(smk) -> None:
-    out = smk.output
-    with job_for(smk) as record:
-        record.update(
-            summarize(
-                evals=list(smk.input.evals),
-                probes=list(smk.input.probes),
-                recoveries=list(smk.input.recoveries),
-                layout=smk.params.layout,
-                out_results=out.results,
-                out_recovery=out.recovery,
-                out_probes=out.probes,
-                out_checks=out.checks,
-                out_agreement=out.agreement,
-            )
-        )
-
+from biasdrift.tinystories.jobs import summarize_tinystories
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 - injected by Snakemake's script: directive
+    run(snakemake, summarize_tinystories)  # noqa: F821 - injected by Snakemake's script: directive

@@ -393,23 +393,6 @@ def job(
     log.info("rule %s done in %.1fs", rule, time.time() - started)
 
 
-def job_for(smk: Any, seed: int | None = None, deterministic: bool = False):
-    """:func:`job` for a Snakemake ``script:`` job object (duck-typed: this package
-    never imports snakemake). The manifest goes to the output named ``manifest``."""
-    outputs = dict(smk.output.items())
-    return job(
-        smk.log[0] if len(smk.log) else None,
-        outputs.get("manifest"),
-        rule=smk.rule,
-        params=dict(smk.params.items()),
-        seed=seed,
-        deterministic=deterministic,
-        inputs=[str(p) for p in smk.input],
-        outputs=[str(p) for p in smk.output],
-        code_dir=smk.scriptdir,
-    )
-
-
 # --------------------------------------------------------------------------- progress
 def progress(iterable: Iterable | None = None, **kwargs: Any):
     """A tqdm bar that is live on a terminal and silent in non-TTY rule logs."""

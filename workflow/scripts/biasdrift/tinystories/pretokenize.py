@@ -17,7 +17,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 CHECK_SAMPLE = 256  # texts on which the word cache is verified against whole-text encoding
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PretokenizeConfig:
     """Schema: ``studies.tinystories.pretokenize``."""
 
-    seed: int = field(default=0, metadata={"help": "Seed of every per-record random draw."})
-    word_cache: bool = field(default=True, metadata={"help": "Encode through the word cache (fast path)."})
+    SCHEMA: ClassVar[str] = "studies.tinystories.pretokenize"  # the schema section it mirrors: its defaults
+
+    seed: int = field(metadata={"help": "Seed of every per-record random draw."})
+    word_cache: bool = field(metadata={"help": "Encode through the word cache (fast path)."})
 
 
 def record_rng(seed: int, shard: int, index: int) -> random.Random:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from biasdrift.config import from_schema
 from biasdrift.smoke.fixtures import register_dataset_fixture
 
 N_SHARDS = 5  # shard 0 = test; with pretrain_fraction 0.8: pretraining 1-3, fine-tuning 4
@@ -85,7 +86,9 @@ def hub_shard(index: int, seed: int, stories: int = STORIES_PER_SHARD) -> list[d
     story (a different one per shard)."""
     from biasdrift.tinystories import synthetic
 
-    params = synthetic.SyntheticParams(n_shards=N_SHARDS, stories_per_shard=stories - 1, seed=seed, edge_cases=False)
+    params = from_schema(
+        synthetic.SyntheticParams, n_shards=N_SHARDS, stories_per_shard=stories - 1, seed=seed, edge_cases=False
+    )
     records = []
     for i, rec in enumerate(synthetic.generate_shard(params, index)):
         ins = rec["instruction"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift.tinystories.stories import FEATURES
 
@@ -154,23 +154,24 @@ FEATURE_TEMPLATES = {
 NEUTRAL_TEMPLATES = OPENINGS + SETUPS + HAPPY_ENDINGS
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SyntheticParams:
     """Parameters of the synthetic corpus (schema: ``studies.tinystories.corpus.synthetic``)."""
 
-    n_shards: int = field(default=8, metadata={"help": "JSON shards data00.json ... (shard 0 is the test split)."})
-    stories_per_shard: int = field(default=2000, metadata={"help": "Records per shard."})
-    seed: int = field(default=0, metadata={"help": "Generator seed (shard i uses seed * 1000 + i)."})
-    p_dialogue: float = field(default=0.5, metadata={"help": "P(Dialogue)."})
-    p_conflict: float = field(default=0.25, metadata={"help": "P(Conflict)."})
-    p_twist: float = field(default=0.25, metadata={"help": "P(Twist)."})
-    p_foreshadowing: float = field(default=0.2, metadata={"help": "P(Foreshadowing)."})
-    p_moralvalue: float = field(default=0.25, metadata={"help": "P(MoralValue)."})
-    p_badending: float = field(default=0.15, metadata={"help": "P(BadEnding)."})
-    max_features: int = field(default=3, metadata={"help": "At most this many features per story."})
-    edge_cases: bool = field(default=True, metadata={"help": "Add the edge-case records (see edge_records)."})
+    SCHEMA: ClassVar[str] = "studies.tinystories.corpus.synthetic"  # the schema section it mirrors: its defaults
+
+    n_shards: int = field(metadata={"help": "JSON shards data00.json ... (shard 0 is the test split)."})
+    stories_per_shard: int = field(metadata={"help": "Records per shard."})
+    seed: int = field(metadata={"help": "Generator seed (shard i uses seed * 1000 + i)."})
+    p_dialogue: float = field(metadata={"help": "P(Dialogue)."})
+    p_conflict: float = field(metadata={"help": "P(Conflict)."})
+    p_twist: float = field(metadata={"help": "P(Twist)."})
+    p_foreshadowing: float = field(metadata={"help": "P(Foreshadowing)."})
+    p_moralvalue: float = field(metadata={"help": "P(MoralValue)."})
+    p_badending: float = field(metadata={"help": "P(BadEnding)."})
+    max_features: int = field(metadata={"help": "At most this many features per story."})
+    edge_cases: bool = field(metadata={"help": "Add the edge-case records (see edge_records)."})
     effect: float = field(
-        default=1.0,
         metadata={
             "help": "Effect size: the chance that a story has the features its instruction asks for (1: always); "
             "otherwise its features are drawn anew, independent of the request (0: the request says nothing)."

@@ -18,10 +18,10 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from biasdrift.runtime import atomic_path, sha256_file
-from biasdrift.training import TrainConfig, callbacks_for, fit, training_arguments
+from biasdrift.training import TrainConfig, fit, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +31,24 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 @dataclass
 class StoryTrainConfig(TrainConfig):
-    """Training fields plus what the story models add (schema: ``$defs/tinystories_train``)."""
+    """Training fields plus what the story models add: a stage's ``train`` section, its
+    ``eval_blocks`` and the study-wide window settings (workflow.stage_train)."""
 
-    block_size: int = field(default=256, metadata={"help": "Tokens per training window."})
-    eval_blocks: int = field(default=32, metadata={"help": "Test-split windows in each evaluation (0 = none)."})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model (CUDA only)."})
-    align_to_bos: bool = field(default=True, metadata={"help": "Windows start at an example's BOS (else packed)."})
+    block_size: int = field(metadata={"help": "Tokens per training window."})
+    eval_blocks: int = field(metadata={"help": "Test-split windows in each evaluation (0 = none)."})
+    compile: bool = field(metadata={"help": "torch.compile the model (CUDA only)."})
+    align_to_bos: bool = field(metadata={"help": "Windows start at an example's BOS (else packed)."})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelSpec:
     """A model built from scratch (schema: ``studies.tinystories.model``)."""
 
-    preset: str = field(default="tiny", metadata={"help": "tiny, base8M, base30M, base91M or base210M."})
+    SCHEMA: ClassVar[str] = "studies.tinystories.model"  # the schema section it mirrors: its defaults
+
+    preset: str = field(metadata={"help": "tiny, base8M, base30M, base91M or base210M."})
     overrides: Any = field(
         default=None, metadata={"help": "ModelArgs fields to override (mapping; schema $defs/llama2c_overrides)."}
-    )
-
-
-def stage_config(stage: dict[str, Any], settings: dict[str, Any], where: str, **overrides: Any) -> StoryTrainConfig:
-    """The :class:`StoryTrainConfig` of a stage section (``train`` + ``eval_blocks``) and
-    the study-wide window settings (``block_size``, ``align_to_bos``, ``compile``)."""
-    from biasdrift.training import config_from_dict
-
-    return config_from_dict(
-        StoryTrainConfig,
-        {**stage["train"], **overrides},
-        f"{where}.train",
-        block_size=settings["block_size"],
-        align_to_bos=settings["align_to_bos"],
-        compile=settings["compile"],
-        eval_blocks=stage["eval_blocks"],
     )
 
 
@@ -162,7 +149,6 @@ def train_story_model(
     to ``out_dir``. With ``snapshot_steps`` ({step < max_steps: output dir}) the model
     at each of those steps is delivered too (step 0 = the starting model)."""
     import torch
-    from transformers import Trainer, default_data_collator
 
     import biasdrift.tinystories.architectures  # noqa: F401 - registers llama2c with the Auto classes
     from biasdrift.models import load_model
@@ -204,19 +190,21 @@ def train_story_model(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         overrides.update(optim="adamw_torch_fused", torch_compile=cfg.compile)
-    args = training_arguments(cfg, scratch_dir, seed, device.type, **overrides)
-    callbacks = callbacks_for(cfg)
     snapshots = None
+    callbacks = []
     if snapshot_steps:
         snapshots = StepSnapshots(list(snapshot_steps), Path(scratch_dir) / "snapshots")
         callbacks.append(snapshots.callback())
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=default_data_collator,
+    trainer = make_trainer(
+        model,
+        cfg,
+        scratch_dir=scratch_dir,
+        seed=seed,
+        device=device.type,
+        train_set=train_set,
+        eval_set=eval_set,
         callbacks=callbacks,
+        **overrides,
     )
     run_config = {
         "train": asdict(cfg),

@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,19 +28,19 @@ log = logging.getLogger(__name__)
 BOS_ID = 1
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VocabConfig:
     """Schema: ``studies.tinystories.vocab``."""
 
-    vocab_size: int = field(default=8192, metadata={"help": "Vocabulary size (8192 in the paper)."})
-    shards: int = field(default=10, metadata={"help": "Train on the first N training shards."})
+    SCHEMA: ClassVar[str] = "studies.tinystories.vocab"  # the schema section it mirrors: its defaults
+
+    vocab_size: int = field(metadata={"help": "Vocabulary size (8192 in the paper)."})
+    shards: int = field(metadata={"help": "Train on the first N training shards."})
     include_test_shard: bool = field(
-        default=False, metadata={"help": "Also train on shard 0 (the original did; it is the test split)."}
+        metadata={"help": "Also train on shard 0 (the original did; it is the test split)."}
     )
-    input_sentence_size: int = field(
-        default=0, metadata={"help": "Lines SentencePiece samples for training (0 = all)."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of the rendering (line order, Sentence choice)."})
+    input_sentence_size: int = field(metadata={"help": "Lines SentencePiece samples for training (0 = all)."})
+    seed: int = field(metadata={"help": "Seed of the rendering (line order, Sentence choice)."})
 
     def __post_init__(self) -> None:
         if self.vocab_size < 260:

@@ -33,18 +33,18 @@ ROOT = f"results/{STUDY}"
 BASES = ("all", "control")
 
 CODE_VERSION = {
-    "synthesize_stories": 1,
-    "download_stories": 1,
-    "unpack_stories": 1,
-    "train_vocab": 1,
-    "pretokenize": 1,
-    "pretrain_story_model": 1,
-    "delete_feature": 1,
-    "recover_feature": 1,
-    "evaluate_story_model": 2,
-    "evaluate_recovery": 2,
-    "summarize_tinystories": 2,
-    "plot_tinystories": 1,
+    "synthesize_stories": 2,
+    "download_stories": 2,
+    "unpack_stories": 2,
+    "train_vocab": 2,
+    "pretokenize": 2,
+    "pretrain_story_model": 2,
+    "delete_feature": 2,
+    "recover_feature": 2,
+    "evaluate_story_model": 3,
+    "evaluate_recovery": 3,
+    "summarize_tinystories": 3,
+    "plot_tinystories": 2,
 }
 
 
@@ -177,20 +177,6 @@ def corpus_tarball(config: dict, wildcards) -> str:  # noqa: ARG001
     return f"{ROOT}/corpus/{'hub' if 'hub' in corpus else 'synthetic'}.tar.gz"
 
 
-def spec_params(config: dict, wildcards) -> dict[str, Any]:
-    """The registry entry whose name is ``wildcards.spec`` (first of equal specs)."""
-    names = spec_names(config)
-    if wildcards.spec not in names:
-        raise ValueError(f"no dataset in studies.{STUDY}.datasets is named {wildcards.spec!r}")
-    return {"dataset": names[wildcards.spec], **dataset_spec(config, names[wildcards.spec]).as_dict()}
-
-
-def training_settings(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
-    """Study-wide settings every training rule uses (a param)."""
-    sec = section(config)
-    return {k: sec[k] for k in ("block_size", "align_to_bos", "compile", "pretrain_fraction")}
-
-
 def pretrain_data(config: dict, wildcards) -> str:
     return token_dir(config, base_dataset(config, wildcards.base))
 
@@ -241,10 +227,6 @@ def recovery_checkpoints(config: dict, wildcards) -> list[str]:
     return [f"{base}/step{s}/model" for s in recovery_steps(config)]
 
 
-def recovery_step_list(config: dict, wildcards) -> list[int]:  # noqa: ARG001
-    return recovery_steps(config)
-
-
 def model_evals(config: dict, wildcards) -> list[str]:  # noqa: ARG001
     return [f"{ROOT}/{run}/eval.json" for run in model_runs(config)]
 
@@ -268,6 +250,105 @@ def summary_layout(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
         "protocol_labels": sec["deletion"].get("labels", {}),
         "checks": sec.get("checks", {}),
     }
+
+
+# --------------------------------------------------------------------------- stages
+# One function per rule, named like it: the stage's whole params (the fields of its job
+# dataclass in biasdrift.tinystories.jobs).
+def synthesize_stories(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"synthetic": section(config)["corpus"]["synthetic"]}
+
+
+def download_stories(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"hub": section(config)["corpus"]["hub"]}
+
+
+def unpack_stories(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {}
+
+
+def train_vocab(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"vocab": section(config)["vocab"]}
+
+
+def pretokenize(config: dict, wildcards) -> dict[str, Any]:
+    """The registry entry whose spec is named ``wildcards.spec`` (first of equal specs)."""
+    names = spec_names(config)
+    if wildcards.spec not in names:
+        raise ValueError(f"no dataset in studies.{STUDY}.datasets is named {wildcards.spec!r}")
+    dataset = names[wildcards.spec]
+    return {
+        "dataset": dataset,
+        "spec": dataset_spec(config, dataset).as_dict(),
+        "pretokenize": section(config)["pretokenize"],
+    }
+
+
+def stage_train(config: dict, stage: str, **overrides: Any) -> dict[str, Any]:
+    """The train config of a training stage: its ``train`` section (``overrides`` on top),
+    its ``eval_blocks`` and the study-wide window settings."""
+    sec = section(config)
+    windows = {k: sec[k] for k in ("block_size", "align_to_bos", "compile")}
+    return {**sec[stage]["train"], **overrides, **windows, "eval_blocks": sec[stage]["eval_blocks"]}
+
+
+def training_job(config: dict, stage: str, seed: int, scratch: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "train": stage_train(config, stage, **overrides),
+        "seed": seed,
+        "pretrain_fraction": section(config)["pretrain_fraction"],
+        "runtime": config["runtime"],
+        "scratch": scratch,
+    }
+
+
+def pretrain_story_model(config: dict, wildcards) -> dict[str, Any]:
+    sec = section(config)
+    scratch = f"{ROOT}/pretrain/{wildcards.base}/.scratch/pretrain_story_model"
+    return {**training_job(config, "pretrain", sec["pretrain"]["seed"], scratch), "model": sec["model"]}
+
+
+def delete_feature(config: dict, wildcards) -> dict[str, Any]:
+    run = f"{ROOT}/delete/{wildcards.protocol}/lr{wildcards.lr}/seed{wildcards.seed}"
+    seed, lr = int(wildcards.seed), float(wildcards.lr)
+    return training_job(config, "deletion", seed, f"{run}/.scratch/delete_feature", learning_rate=lr)
+
+
+def recover_feature(config: dict, wildcards) -> dict[str, Any]:
+    steps = recovery_steps(config)
+    scratch = f"{ROOT}/recover/{wildcards.source}/seed{wildcards.seed}/.scratch/recover_feature"
+    job = training_job(config, "recovery", int(wildcards.seed), scratch, max_steps=max(steps))
+    return {**job, "steps": steps}
+
+
+def evaluation_job(config: dict, wildcards) -> dict[str, Any]:
+    sec = section(config)
+    return {
+        "feature": sec["feature"],
+        "evaluation": sec["evaluation"],
+        "block_size": sec["block_size"],
+        "eval_sets": eval_sets(config, wildcards),
+        "instruction_subset": prompt_subset(config, wildcards),
+        "judge": judge(config, wildcards),
+        "seed": sec["evaluation"]["seed"],
+        "device": config["runtime"]["device"],
+    }
+
+
+def evaluate_story_model(config: dict, wildcards) -> dict[str, Any]:
+    return {**evaluation_job(config, wildcards), "probes": section(config)["probes"]}
+
+
+def evaluate_recovery(config: dict, wildcards) -> dict[str, Any]:
+    return {**evaluation_job(config, wildcards), "steps": recovery_steps(config)}
+
+
+def summarize_tinystories(config: dict, wildcards) -> dict[str, Any]:
+    return {"layout": summary_layout(config, wildcards)}
+
+
+def plot_tinystories(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
+    return {"feature": section(config)["feature"]}
 
 
 # --------------------------------------------------------------------------- wildcards
