@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from biasdrift.runtime import progress
+from biasdrift.runtime import progress, set_threads
 from biasdrift.tinystories.corpus import load_shard, shard_files
 from biasdrift.tinystories.judge import agreement, load_judge
 from biasdrift.tinystories.pretokenize import record_rng
@@ -407,12 +407,11 @@ def evaluate_model(
     judge: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rule evaluate_story_model: every metric of one base or deletion model, and its probes."""
-    import torch
 
     from biasdrift.runtime import write_json
     from biasdrift.tinystories.vocab import StoryTokenizer
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     cfg = eval_config(evaluation, block_size, evaluation["features"], instruction_subset)
     probe_cfg = ProbeConfig(**probes)
     model, tokenizer = load_story_model(model_dir, device), StoryTokenizer(tokenizer_model)
@@ -444,12 +443,11 @@ def evaluate_recovery(
     judge: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rule evaluate_recovery: the metrics of every checkpoint of one recovery run."""
-    import torch
 
     from biasdrift.runtime import write_json
     from biasdrift.tinystories.vocab import StoryTokenizer
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     cfg = eval_config(evaluation, block_size, evaluation["recovery_features"], instruction_subset)
     tokenizer, judged_by = StoryTokenizer(tokenizer_model), load_judge(judge, device)
     steps, all_rows = {}, []

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from biasdrift.runtime import atomic_path, sha256_file
+from biasdrift.runtime import atomic_path, set_threads, sha256_file
 from biasdrift.training import TrainConfig, fit, make_trainer
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def train_story_model(
     vocab_size = spm.SentencePieceProcessor(model_file=str(tokenizer_model)).vocab_size()
     device = torch.device(device)
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     torch.manual_seed(seed)
     model = build_story_model(build, vocab_size) if build else load_model(init_ref, device="cpu")
     if model.config.vocab_size != vocab_size:
