@@ -7,6 +7,7 @@
 #   results/models/{model}/download.json              hub models fetched into the HF cache
 #   results/models/plots/{plot}.svg|.csv              model-level figures (report)
 #   results/{study}/...                               one root per study (rules/{study}.smk)
+#   results/matrix/...                                the cross-study probe matrix (rules/matrix.smk)
 #   results/report.html                               snakemake --report results/report.html
 # Resumable training state lives in undeclared .scratch/ folders beside the outputs.
 
@@ -38,6 +39,7 @@ include: "rules/politune.smk"
 include: "rules/specdec.smk"
 include: "rules/d3m.smk"
 include: "rules/tinystories.smk"
+include: "rules/matrix.smk"
 include: "rules/smoke.smk"
 
 

@@ -112,7 +112,9 @@ def study_input(study, name):
     """Input or params function ``name`` of biasdrift.<study>.workflow, bound to the
     config: ``input: prompts=study_input("circuits", "prompt_files")`` calls
     ``prompt_files(config, wildcards)``."""
-    func = getattr(bdc.plugins.study_module(study, "workflow"), name)
+    import importlib
+
+    func = getattr(importlib.import_module(f"biasdrift.{study}.workflow"), name)
 
     def bound(wildcards):
         return func(config, wildcards)

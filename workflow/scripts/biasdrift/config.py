@@ -333,6 +333,10 @@ def reference_problems(config: dict) -> list[str]:
         module = plugins.study_module(study, "workflow")
         if module is not None and hasattr(module, "problems"):
             problems += module.problems(config)
+    if not problems and config.get("matrix") is not None:
+        from biasdrift.matrix import workflow as matrix
+
+        problems += matrix.problems(config)
     return problems
 
 
@@ -449,7 +453,9 @@ def final_outputs(config: dict) -> list[str]:
         module = plugins.study_module(study, "workflow")
         if module is not None and hasattr(module, "targets"):
             targets += module.targets(config)
-    return targets
+    from biasdrift.matrix import workflow as matrix
+
+    return targets + matrix.targets(config)
 
 
 def smoke_fixture_names() -> dict[str, list[str]]:
@@ -460,15 +466,17 @@ def smoke_fixture_names() -> dict[str, list[str]]:
 
 
 def study_code_versions() -> dict[str, int]:
-    """``CODE_VERSION`` entries of every study's workflow module (rules are defined
-    whether or not a study is enabled, so all studies count)."""
+    """``CODE_VERSION`` entries of every study's workflow module and the matrix's (rules
+    are defined whether or not a study is enabled, so all studies count)."""
     versions: dict[str, int] = {}
     for module in plugins.load("workflow"):
         for rule, version in getattr(module, "CODE_VERSION", {}).items():
             if rule in versions:
                 raise ValueError(f"CODE_VERSION[{rule!r}] is defined by two studies")
             versions[rule] = version
-    return versions
+    from biasdrift.matrix import workflow as matrix
+
+    return {**versions, **matrix.CODE_VERSION}
 
 
 # --------------------------------------------------------------------------- defaults

@@ -544,3 +544,81 @@ def plot_circuits_stability(config: dict, wildcards) -> dict[str, Any]:  # noqa:
 
 def plot_circuits_ablation(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
     return {}
+
+
+# --------------------------------------------------------------------------- matrix registry
+def matrix_models(config: dict) -> list[dict[str, Any]]:
+    """The cross-study matrix's rows: every circuits model and each of its fine-tunes."""
+    from biasdrift.matrix.registry import alias_row, model_row, path_ref
+
+    cfg = study(config)
+    out = []
+    for model in cfg["models"]:
+        out.append(alias_row(config, model, "circuits"))
+        for ft in cfg.get("finetunes") or {}:
+            name = f"{model}.{ft}"
+            path = ft_model_dir(model, ft)
+            label = f"{model} {ft} fine-tune"
+            out.append(model_row(name, "circuits", model=path_ref(name, path), inputs=[path], base=model, label=label))
+    return out
+
+
+def matrix_probes(config: dict) -> list[dict[str, Any]]:
+    """The matrix's circuits probes, on the groups a world planted (none when the groups
+    come from files: those carry no ground truth of which group is which): sentiment
+    (positive vs negative words after each nationality's frames) and gender (he/him vs
+    she/her after each profession's frames)."""
+    from biasdrift.circuits.generators import (
+        DEMOGRAPHIC_FRAMES,
+        GENDER_FRAMES,
+        NEGATIVE_WORDS,
+        POSITIVE_WORDS,
+        PRONOUNS,
+    )
+    from biasdrift.matrix.registry import contrast_probe
+
+    truth = planted(config) or {}
+    out = []
+    options = {
+        "{word}": (list(POSITIVE_WORDS), list(NEGATIVE_WORDS)),
+        "{subj}": ([PRONOUNS["male"]["subj"]], [PRONOUNS["female"]["subj"]]),
+        "{obj}": ([PRONOUNS["male"]["obj"]], [PRONOUNS["female"]["obj"]]),
+    }
+
+    def items(frames, groups_a, groups_b):
+        rows = []
+        for k, frame in enumerate(frames):  # a frame is a block: its items differ only in the group
+            slot = min((frame.find(s), s) for s in options if s in frame)[1]
+            prefix = frame[: frame.find(slot)].rstrip()
+            a, b = options[slot]
+            for group, names in (("a", groups_a), ("b", groups_b)):
+                rows += [{"prompt": prefix.format(group=n), "group": group, "block": k, "a": a, "b": b} for n in names]
+        return rows
+
+    if "demographic" in truth:
+        d = truth["demographic"]
+        out.append(
+            contrast_probe(
+                "circuits-sentiment",
+                "circuits",
+                items=items(DEMOGRAPHIC_FRAMES, d["positive"], d["negative"]),
+                groups={"a": "nationalities planted positive", "b": "nationalities planted negative"},
+                description="log P(positive word) - log P(negative word) after a nationality: gap between "
+                "the groups the world planted positive and negative (0: no sentiment bias)",
+                needs=["words"],
+            )
+        )
+    if "gender" in truth:
+        g = truth["gender"]
+        out.append(
+            contrast_probe(
+                "circuits-gender",
+                "circuits",
+                items=items(GENDER_FRAMES, g["male"], g["female"]),
+                groups={"a": "professions planted male", "b": "professions planted female"},
+                description="log P(he/him) - log P(she/her) after a profession: gap between the professions "
+                "the world planted male and female (0: no gender bias)",
+                needs=["words"],
+            )
+        )
+    return out

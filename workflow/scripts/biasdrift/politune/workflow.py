@@ -407,3 +407,73 @@ def plot_politune_judge(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG
 
 def plot_politune_compass(config: dict, wildcards) -> dict[str, Any]:  # noqa: ARG001
     return {}
+
+
+# --------------------------------------------------------------------------- matrix registry
+def matrix_models(config: dict) -> list[dict[str, Any]]:
+    """The cross-study matrix's rows: each base model (with the study's chat template) and
+    every final adapter merged into it."""
+    from biasdrift.matrix.registry import model_row
+
+    s = study(config)
+    template = s["format"]["chat_template"] if s["format"]["template"] == "chat" else None
+    out = []
+    for model in s["models"]:
+        ref, inputs = model_ref(config, model), model_inputs(config, model)
+        out.append(
+            model_row(model, "politune", model=ref, inputs=inputs, base=None, label=model, chat_template=template)
+        )
+    for model, side, method in runs(config):
+        adapters = f"{run_dir(model, side, method)}/adapters"
+        out.append(
+            model_row(
+                f"{model}.{side}.{method}",
+                "politune",
+                model=model_ref(config, model),
+                adapter=f"{adapters}/final",
+                inputs=[*model_inputs(config, model), adapters],
+                base=model,
+                label=f"{model} {method.upper()} towards {side}",
+                chat_template=template,
+            )
+        )
+    return out
+
+
+def matrix_probes(config: dict) -> list[dict[str, Any]]:
+    """The matrix's political-leaning probe: the statement probe's questions through a
+    chat turn, log P(" 3", strongly agree) - log P(" 0", strongly disagree), left and
+    libertarian statements (a) against right and authoritarian ones (b). Needs the
+    statements as a local file (a generated or hub statements dataset registers none)."""
+    from biasdrift.matrix.registry import contrast_probe
+
+    s = study(config)
+    spec = config["datasets"].get(s["probe"]["statements"], {})
+    path = Path(spec.get("path", ""))
+    if not spec.get("path") or not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        statements = list(csv.DictReader(handle, delimiter="\t"))
+    side = {"left": "a", "libertarian": "a", "right": "b", "authoritarian": "b"}
+    items = [
+        {
+            "prompt": s["probe"]["question"].format(statement=r["text"]),
+            "group": side[r["direction"]],
+            "block": r["id"].rsplit("-", 1)[0],  # the topic: its left and right statements
+            "a": ["3"],
+            "b": ["0"],
+        }
+        for r in statements
+        if r.get("direction") in side
+    ]
+    return [
+        contrast_probe(
+            "politune-leaning",
+            "politune",
+            items=items,
+            groups={"a": "left / libertarian statements", "b": "right / authoritarian statements"},
+            description="log P(strongly agree) - log P(strongly disagree): gap between left/libertarian and "
+            "right/authoritarian statements (> 0: leans left)",
+            needs=["words", "chat_template"],
+        )
+    ]

@@ -428,3 +428,61 @@ def plot_specdec_sampling(config: dict, wildcards: Any) -> dict[str, Any]:
         "k": int(wildcards.k),
         "n": int(wildcards.n),
     }
+
+
+# --------------------------------------------------------------------------- matrix registry
+def matrix_models(config: dict) -> list[dict[str, Any]]:
+    """The cross-study matrix's rows: the main model, the assistant and their fine-tunes."""
+    from biasdrift.matrix.registry import alias_row, model_row, path_ref
+
+    out = []
+    for role in ROLES:
+        alias = _role_alias(config, role)
+        out.append(alias_row(config, alias, "specdec"))
+        path = f"{finetune_dir(role)}/model"
+        name = f"{alias}.finetune"
+        label = f"specdec {role} fine-tune ({alias})"
+        out.append(model_row(name, "specdec", model=path_ref(name, path), inputs=[path], base=alias, label=label))
+    return out
+
+
+def matrix_probes(config: dict) -> list[dict[str, Any]]:
+    """The matrix's group-certainty probe: the entropy of the next token after each
+    template's identity phrase, the study's first category (a) against its second (b).
+    Speculative decoding accepts more draft tokens where the next token is certain, so
+    this gap is the single-model side of the acceptance disparity. Needs the templates as
+    local files."""
+    import csv
+    from pathlib import Path
+
+    from biasdrift.matrix.registry import certainty_probe
+
+    s = study(config)
+    if len(s["categories"]) < 2:
+        return []
+    group = {s["categories"][0]: "a", s["categories"][1]: "b"}
+    items = []
+    for alias in s["templates"]:
+        path = Path(config["datasets"].get(alias, {}).get("path", ""))
+        if not path.is_file():
+            return []
+        with path.open(encoding="utf-8", newline="") as handle:
+            for r in csv.DictReader(handle, delimiter="\t"):
+                if r.get("category") in group and "[M]" in r.get("template_masked", ""):
+                    prompt = r["template_masked"].split("[M]")[0].rstrip()
+                    # a block: one template, said of every identity
+                    items.append({"prompt": prompt, "group": group[r["category"]], "block": r.get("raw", "")})
+    if not items:
+        return []
+    a, b = s["categories"][:2]
+    return [
+        certainty_probe(
+            "specdec-certainty",
+            "specdec",
+            items=items,
+            groups={"a": f"{a} identities", "b": f"{b} identities"},
+            description=f"entropy of the next token (nats) after {a} minus after {b} identities "
+            "(< 0: the model is more certain about the first group)",
+            needs=["words"],
+        )
+    ]

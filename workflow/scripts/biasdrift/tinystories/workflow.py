@@ -449,3 +449,43 @@ def judge_problems(config: dict) -> list[str]:
             f"(hf_id or path), or set {where}.marker_detector_on_real_stories: true to accept the marker rates"
         ]
     return []
+
+
+# --------------------------------------------------------------------------- matrix registry
+def matrix_models(config: dict) -> list[dict[str, Any]]:
+    """The cross-study matrix's rows: the two bases and the deletion runs of the first
+    seed (SentencePiece story vocabulary)."""
+    from biasdrift.matrix.registry import model_row, path_ref
+
+    tokenizer = {"kind": "sentencepiece", "path": f"{ROOT}/vocab/tok.model"}
+    seed = seeds(config)[0]
+    out = []
+    for base in BASES:
+        path = f"{ROOT}/pretrain/{base}/model"
+        name = f"tinystories-{base}"
+        out.append(
+            model_row(
+                name,
+                STUDY,
+                model=path_ref(name, path),
+                tokenizer=tokenizer,
+                inputs=[path, tokenizer["path"]],
+                base=None,
+                label=f"tinystories base ({base})",
+            )
+        )
+    for protocol, lr in deletion_cells(config):
+        path = f"{ROOT}/delete/{protocol}/lr{lr}/seed{seed}/model"
+        name = f"tinystories-delete-{protocol}-lr{lr}-seed{seed}"
+        out.append(
+            model_row(
+                name,
+                STUDY,
+                model=path_ref(name, path),
+                tokenizer=tokenizer,
+                inputs=[path, tokenizer["path"]],
+                base="tinystories-all",
+                label=f"tinystories deletion {protocol} lr {lr}",
+            )
+        )
+    return out
