@@ -225,3 +225,31 @@ def test_the_table_has_every_pair_and_refuses_a_missing_cell(tmp_path):
         report.matrix_table(cells[:3], ["m", "m.ft"], ["p", "q"])
     figure = report.plot_matrix(str(tmp_path / "m.csv"), str(tmp_path / "m.svg"), str(tmp_path / "p.csv"), "t")
     assert figure == {"rows": 2, "probes": 2} and (tmp_path / "m.svg").stat().st_size > 0
+
+
+def test_a_story_model_is_scored_through_its_sentencepiece_vocabulary(tmp_path):
+    """tinystories' rows: a llama2c model saved like the study saves it, its tok.model."""
+    from biasdrift.tinystories import architectures as arch
+    from tests.unit.tinystories_helpers import build_world
+
+    world = build_world(tmp_path / "w", n_shards=2, stories_per_shard=60, seed=1, vocab_size=400)
+    config = arch.model_config(
+        "tiny", {"dim": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 2, "multiple_of": 16, "vocab_size": 400}
+    )
+    arch.Llama2cForCausalLM(config).save_pretrained(tmp_path / "story")
+    tokenizer = {"kind": "sentencepiece", "path": str(world / "tok.model")}
+    row = registry.model_row(
+        "story",
+        "tinystories",
+        model=registry.path_ref("story", str(tmp_path / "story")),
+        tokenizer=tokenizer,
+        inputs=[],
+        base=None,
+        label="s",
+    )
+    cell = scoring.score_cell(row=row, probe=toy_probe(), base=None, stats=STATS, device="cpu", batch_size=8)
+    assert cell["applicable"] and len(cell["values"]) == 4 and np.isfinite(cell["score"])
+    chat = scoring.score_cell(
+        row=row, probe=toy_probe(needs=("chat_template",)), base=None, stats=STATS, device="cpu", batch_size=8
+    )
+    assert chat["applicable"] is False

@@ -63,10 +63,29 @@ def option_text(context: str, word: str) -> str:
     return word if context.endswith((" ", "\n")) or not context else " " + word
 
 
+NO_TEMPLATE = "no chat template: the probe asks through a chat turn"
+
+
+def has_chat_template(row: dict[str, Any]) -> bool | None:
+    """Whether the row's tokenizer has a chat template, read from its files without
+    loading it (None: only loading it tells, e.g. a hub tokenizer)."""
+    if row["chat_template"]:
+        return True
+    if row["tokenizer"]["kind"] == "sentencepiece":
+        return False
+    path = row["tokenizer"]["ref"].get("path")
+    if not path or not (Path(path) / "tokenizer_config.json").is_file():
+        return None
+    import json
+
+    config = json.loads((Path(path) / "tokenizer_config.json").read_text())
+    return bool(config.get("chat_template")) or any(Path(path).glob("chat_template.*"))
+
+
 def applicability(codec: Codec, probe: dict[str, Any]) -> str | None:
     """Why ``probe`` does not apply to a model with ``codec`` (None: it applies)."""
     if "chat_template" in probe["needs"] and not codec.template:
-        return "no chat template: the probe asks through a chat turn"
+        return NO_TEMPLATE
     if "words" in probe["needs"] and codec.unk is not None:
         texts = [i["prompt"] for i in probe["items"]] + sorted({w for i in probe["items"] for w in i["a"] + i["b"]})
         unknown = [t for t in texts if codec.unk in codec.encode(t)]
@@ -210,6 +229,9 @@ def score_cell(
         "n_items": int(groups.size),
         "confidence": stats["confidence"],
     }
+    if "chat_template" in probe["needs"] and has_chat_template(row) is False:  # no torch import needed
+        log.info("%s x %s: not applicable: %s", row["name"], probe["name"], NO_TEMPLATE)
+        return {**out, "applicable": False, "reason": NO_TEMPLATE}
     codec = Codec(row["tokenizer"], row["chat_template"])
     reason = applicability(codec, probe)
     if reason is not None:

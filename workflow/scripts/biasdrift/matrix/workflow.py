@@ -10,9 +10,10 @@ Results path grammar::
 
 Rows come from each joining study's ``matrix_models(config)`` (``matrix.studies``,
 default every enabled study) and from ``matrix.models``; probes from each joining
-study's ``matrix_probes(config)`` and from ``matrix.probes`` (:mod:`biasdrift.matrix.registry`). A row's cells depend on the row's
-model files and, for a fine-tune, on its base's cell of the same probe: adding a row or a
-probe adds only the new cells' jobs (and the summary's).
+study's ``matrix_probes(config)`` and from ``matrix.probes``
+(:mod:`biasdrift.matrix.registry`). A row's cells depend on the row's model files and,
+for a fine-tune, on its base's cell of the same probe: adding a row or a probe adds only
+the new cells' jobs (and the summary's).
 """
 
 from __future__ import annotations
