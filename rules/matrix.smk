@@ -8,6 +8,7 @@
 #   results/matrix/plots/matrix.svg|.csv     plot_matrix (in the report)
 
 from biasdrift.matrix import workflow as MX  # noqa: E402, N812
+
 MX_WILDCARDS = MX.wildcard_regexes(config)
 
 
