@@ -20,9 +20,15 @@ pytestmark = pytest.mark.workflow
 MATRIX_RULES = {"score_matrix_cell", "summarize_matrix", "plot_matrix", "all"}
 
 
+def tiny_matrix() -> dict:
+    """The tiny config's matrix section as written (no defaults: Snakemake's --config turns
+    numbers inside a mapping into strings)."""
+    return yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())["matrix"]
+
+
 def tiny_config(**matrix) -> dict:
     cfg = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
-    cfg["matrix"] = {**(cfg.get("matrix") or {}), **matrix}
+    cfg["matrix"] = {**tiny_matrix(), **matrix}
     return bdc.validate_config(cfg, bdc.load_schema(REPO / "config" / "schema.yaml"))
 
 
@@ -51,7 +57,7 @@ def test_the_matrix_has_every_pair_and_its_figure_is_in_the_report(tiny_run):
 def test_a_new_model_alias_runs_only_its_rows_jobs(tiny_run):
     work, env = tiny_run
     probes = mx.probes(tiny_config())
-    extra = json.dumps({**tiny_config()["matrix"], "models": ["tiny-gpt2"]})
+    extra = json.dumps({**tiny_matrix(), "models": ["tiny-gpt2"]})
     proc = snakemake(work, *TINY, "-n", "--cores", "1", "--config", f"matrix={extra}", env=env)
     jobs = planned_jobs(proc.stdout)
     assert {rule for rule, _ in jobs} == MATRIX_RULES, jobs
@@ -64,7 +70,7 @@ def test_a_new_probe_runs_only_its_column(tiny_run):
     items = work / "toy_probe.tsv"
     items.write_text("prompt\tgroup\toptions_a\toptions_b\nthe man\ta\tsaid\twas\nthe woman\tb\tsaid\twas\n")
     toy = {"kind": "contrast", "items": str(items), "group_a": "men", "group_b": "women"}
-    extra = json.dumps({**tiny_config()["matrix"], "probes": {"toy": toy}})
+    extra = json.dumps({**tiny_matrix(), "probes": {"toy": toy}})
     proc = snakemake(work, *TINY, "-n", "--cores", "1", "--config", f"matrix={extra}", env=env)
     jobs = planned_jobs(proc.stdout)
     assert {rule for rule, _ in jobs} == MATRIX_RULES, jobs
