@@ -128,6 +128,8 @@ def test_every_jobs_params_are_its_dataclass_fields(tiny_run):
     seen = defaultdict(int)
     for path in (work / "results").rglob("*manifest.json"):
         manifest = json.loads(path.read_text())
+        if "rule" not in manifest:  # an output that is named like one (unpack_stories' counts)
+            continue
         rule = manifest["rule"]
         fields = {f.name for f in dataclasses.fields(classes[rule])}
         assert set(manifest["params"]) == {"job", "code_version"}, path

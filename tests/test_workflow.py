@@ -129,7 +129,7 @@ def test_tiny_demo_builds_and_pretrains_every_architecture(tiny_run):
         model = auto.from_pretrained(model_dir, local_files_only=True)
         assert model.config.num_hidden_layers == 2
         manifest = yaml.safe_load((work / "results/models" / alias / "manifest.json").read_text())
-        assert manifest["seed"] == 0 and manifest["params"]["build"]["arch"] in alias
+        assert manifest["seed"] == 0 and manifest["params"]["job"]["arch"] in alias
         assert manifest["packages"]["torch"]
         assert not (work / "results/models" / alias / ".scratch").exists()
     svg = (work / "results/models/plots/pretrain_loss.svg").read_text()

@@ -385,7 +385,9 @@ def test_enabled_studies_add_targets_and_checks(monkeypatch):
     cfg["studies"] = {"circuits": {}}
     assert bdc.reference_problems(cfg) == ["studies.circuits.models[0]: unknown model alias 'x'"]
     assert "results/circuits/tiny-gpt2.txt" in bdc.final_outputs(cfg)
-    assert bdc.study_code_versions() == {"discover_circuit": 3}
+    from biasdrift.matrix.workflow import CODE_VERSION as MATRIX
+
+    assert bdc.study_code_versions() == {"discover_circuit": 3, **MATRIX}  # the matrix's rules are always defined
 
 
 def test_missing_study_modules_are_none():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from biasdrift import training as shared_training
 from biasdrift.config import from_schema
 from biasdrift.corpora import generate
 from biasdrift.d3m import classifier as clf
@@ -120,12 +121,12 @@ def test_a_killed_training_resumes_to_the_same_weights(setup, monkeypatch):
             if state.global_step == 5:
                 raise CrashError("killed")
 
-    original = clf.callbacks_for
-    monkeypatch.setattr(clf, "callbacks_for", lambda cfg: [*original(cfg), CrashAt()])
+    original = shared_training.callbacks_for  # make_trainer's callbacks
+    monkeypatch.setattr(shared_training, "callbacks_for", lambda cfg: [*original(cfg), CrashAt()])
     with pytest.raises(CrashError):
         base(root, ref, "killed")
     assert not (root / "killed/model").exists()  # no half-written output
-    monkeypatch.setattr(clf, "callbacks_for", original)
+    monkeypatch.setattr(shared_training, "callbacks_for", original)
     base(root, ref, "killed")
     import json
 
