@@ -139,6 +139,47 @@ def test_trak_checks_its_projection(world, tmp_path):
         world.trak(tmp=tmp_path, projector="cuda")
 
 
+def ill_conditioned_features(n: int = 300, p: int = 32, condition: float = 1e10):
+    """Projected gradients (float32) whose X^T X has about ``condition``: singular values
+    spread log-evenly over sqrt(condition)."""
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.normal(size=(n, p)))
+    v, _ = np.linalg.qr(rng.normal(size=(p, p)))
+    return torch.tensor((u * np.logspace(0, -np.log10(condition) / 2, p)) @ v.T, dtype=torch.float32)
+
+
+def reference_features(grads: torch.Tensor, ridge: float) -> np.ndarray:
+    """X (X^T X + ridge x mean diagonal)^-1 in float64, at traker's scale."""
+    x = grads.double().numpy()
+    xtx = x.T @ x
+    inverse = np.linalg.inv(xtx + ridge * xtx.diagonal().mean() * np.eye(len(xtx)))
+    return x @ (inverse / np.abs(inverse).mean())
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-3])
+def test_trak_inverts_x_transpose_x_in_float64_with_its_relative_ridge(ridge, caplog):
+    """traker inverts X^T X in float32, meaningless at a condition number of 1e10 (the demo
+    world's is ~6e9); ours matches a float64 reference, adds the ridge relative to the
+    mean diagonal, records the condition number and warns when it is ill-conditioned."""
+    from trak.score_computers import BasicScoreComputer
+
+    grads = ill_conditioned_features()
+    cfg = from_schema(at.TrakConfig, proj_dim=grads.shape[1], ridge=ridge)
+    record: list = []
+    ours = at._score_computer(cfg, record)(dtype=torch.float32, device="cpu")
+    features = ours.get_x_xtx_inv(grads, ours.get_xtx(grads)).numpy()
+    reference = reference_features(grads, ridge)
+    assert np.allclose(features, reference, rtol=1e-3, atol=1e-3 * np.abs(reference).max())
+    x = grads.double().numpy()
+    xtx = x.T @ x + ridge * np.trace(x.T @ x) / x.shape[1] * np.eye(x.shape[1])
+    assert record[0]["condition"] == pytest.approx(np.linalg.cond(xtx), rel=1e-3)
+    assert (f"condition number {record[0]['condition']:.3g}" in caplog.text) == (ridge == 0)
+    if ridge == 0:  # what traker's float32 inverse gives is far off
+        plain = BasicScoreComputer(dtype=torch.float32, device="cpu")
+        theirs = plain.get_x_xtx_inv(grads, plain.get_xtx(grads)).numpy()
+        assert not np.allclose(theirs, reference, rtol=1e-1, atol=1e-1 * np.abs(reference).max())
+
+
 def tiny_bert(layers: int, vocab: int = 40):
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -103,7 +103,7 @@ def test_proj_dim_not_below_the_training_rows_fails_at_config_time_naming_world_
     """X^T X of TRAK features has rank <= n_train: proj_dim >= n_train with lambda_reg 0
     is singular. Where the config fixes n_train, snakemake -n says so."""
     cfg = tiny()
-    cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = N_TRAIN_TINY
+    cfg["studies"]["d3m"]["trak"]["trak"].update(proj_dim=N_TRAIN_TINY, ridge=0.0)  # the tiny config has a ridge
     with pytest.raises(bdc.ConfigError) as err:
         validate(cfg)
     message = str(err.value)
@@ -112,9 +112,9 @@ def test_proj_dim_not_below_the_training_rows_fails_at_config_time_naming_world_
     cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = N_TRAIN_TINY - 1
     validate(cfg)  # one below is fine
     # the per-world remedies: a smaller proj_dim, or a ridge term
-    for override in ({"proj_dim": 128}, {"lambda_reg": 1e-3}):
+    for override in ({"proj_dim": 128}, {"lambda_reg": 1e-3}, {"ridge": 1e-3}):
         cfg = tiny()
-        cfg["studies"]["d3m"]["trak"]["trak"]["proj_dim"] = 4096
+        cfg["studies"]["d3m"]["trak"]["trak"].update(proj_dim=4096, ridge=0.0)
         cfg["studies"]["d3m"]["worlds"]["synth"]["trak"] = override
         validated = validate(cfg)
         spec = wf.score_d3m_trak(validated, Wildcards(world="synth", method="trak"))["trak"]

@@ -12,7 +12,11 @@ Pitfalls handled here (spec sections 4.1-4.2, dependencies.md 4e/4f):
   warning and the reason in the manifest (traker's own fallback is silent);
   ``block_size < proj_dim`` (traker frees a one-block projector before scoring) and a
   BasicProjector block of at most ``BASIC_BLOCK_BYTES``; ``proj_dim < n_train`` unless
-  ``lambda_reg > 0`` (:func:`check_proj_dim`: X^T X has rank <= n_train);
+  ``lambda_reg`` or ``ridge`` > 0 (:func:`check_proj_dim`: X^T X has rank <= n_train);
+  X^T X and its inverse in float64 (traker inverts in float32, which is meaningless once
+  the condition number passes ~1e7: the demo world's is ~6e9), the condition number
+  recorded and a warning above ``ILL_CONDITIONED``; ``ridge`` adds a ridge relative to
+  the mean diagonal of X^T X (scale-free, unlike ``lambda_reg``);
   transformers-5 masks are not vmap-safe, so HF models get a prebuilt 4D additive mask
   and eager attention; a fresh save directory per job (stale ids are skipped silently).
 * kronfluence: ``get_influence_tracked_modules`` (the 1.x name), only nn.Linear / Conv2d
@@ -24,6 +28,7 @@ Pitfalls handled here (spec sections 4.1-4.2, dependencies.md 4e/4f):
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 import time
@@ -48,6 +53,9 @@ FAST_JL_INSTALL = (
 # BasicProjector holds a (grad_dim, block) float32 matrix: 100 columns of BERT-base's
 # 110M gradient would be 44 GB
 BASIC_BLOCK_BYTES = 2 * 1024**3
+# condition number of X^T X (regularised) above which TRAK's scores are dominated by
+# directions of almost no variance in the training features: a warning naming ridge
+ILL_CONDITIONED = 1e7
 HEAD_NAMES = ("classifier", "score")  # HF sequence-classification heads
 LAYER_RE = re.compile(r"\.(?:layer|layers|h)\.(\d+)\.")
 
@@ -60,18 +68,23 @@ class TrakConfig:
     projector: str = field(metadata={"help": "auto, cuda (fast_jl or an error), basic or noop."})
     projector_seed: int = field(metadata={"help": "Seed of the random projection."})
     lambda_reg: float = field(metadata={"help": "Ridge term added to X^T X."})
+    ridge: float = field(metadata={"help": "Ridge added to X^T X relative to its mean diagonal entry."})
     batch_size: int = field(metadata={"help": "Examples per featurize / score call."})
     scope: str = field(metadata={"help": "Parameters: head, last (N blocks + head) or all."})
     last_n: int = field(metadata={"help": "Blocks tracked when scope is last."})
     proj_max_batch_size: int = field(metadata={"help": "fast_jl batch size (multiple of 8)."})
+
+    @property
+    def regularised(self) -> bool:
+        return self.lambda_reg > 0 or self.ridge > 0
 
     def __post_init__(self) -> None:
         if self.projector not in PROJECTORS:
             raise ValueError(f"projector must be one of {PROJECTORS}, got {self.projector!r}")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
-        if self.proj_dim < 2 or self.lambda_reg < 0 or self.batch_size < 1 or self.last_n < 1:
-            raise ValueError("need proj_dim >= 2, lambda_reg >= 0, batch_size >= 1, last_n >= 1")
+        if self.proj_dim < 2 or min(self.lambda_reg, self.ridge) < 0 or self.batch_size < 1 or self.last_n < 1:
+            raise ValueError("need proj_dim >= 2, lambda_reg >= 0, ridge >= 0, batch_size >= 1, last_n >= 1")
 
 
 @dataclass(kw_only=True)
@@ -209,12 +222,12 @@ class TrakSetupError(ValueError):
 
 
 def check_proj_dim(cfg: TrakConfig, n_train: int, where: str = "trak") -> None:
-    """``proj_dim >= n_train`` with ``lambda_reg`` 0 makes X^T X (rank <= n_train)
-    singular: an error naming ``where`` (the config keys) and the remedies."""
-    if cfg.projector != "noop" and cfg.proj_dim >= n_train and cfg.lambda_reg == 0:
+    """``proj_dim >= n_train`` without a ridge (``lambda_reg`` and ``ridge`` 0) makes X^T X
+    (rank <= n_train) singular: an error naming ``where`` (the config keys) and the remedies."""
+    if cfg.projector != "noop" and cfg.proj_dim >= n_train and not cfg.regularised:
         raise TrakSetupError(
-            f"{where}: proj_dim {cfg.proj_dim} >= {n_train} training rows with lambda_reg 0, so X^T X is "
-            f"singular and the TRAK scores are garbage; set proj_dim below {n_train} or lambda_reg > 0"
+            f"{where}: proj_dim {cfg.proj_dim} >= {n_train} training rows with lambda_reg and ridge 0, so X^T X "
+            f"is singular and the TRAK scores are garbage; set proj_dim below {n_train}, or ridge or lambda_reg > 0"
         )
 
 
@@ -299,6 +312,46 @@ def _trak_output(input_names: Sequence[str]):
     return MarginOutput()
 
 
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no infinity
+
+
+def _score_computer(cfg: TrakConfig, record: list[dict[str, float]]):
+    """traker's BasicScoreComputer with X^T X, its ridge and its inverse in float64; each
+    checkpoint's condition number and absolute ridge are appended to ``record``."""
+    import torch
+    from trak.score_computers import BasicScoreComputer
+
+    class Float64ScoreComputer(BasicScoreComputer):
+        def get_xtx(self, grads):
+            xtx = torch.zeros(grads.shape[1], grads.shape[1], dtype=torch.float64, device=self.device)
+            for block in torch.split(grads, self.CUDA_MAX_DIM_SIZE, dim=0):
+                block = block.to(self.device, torch.float64)
+                xtx += block.T @ block
+            return xtx
+
+        def get_x_xtx_inv(self, grads, xtx):
+            xtx = xtx.to(torch.float64)
+            lam = cfg.lambda_reg + cfg.ridge * float(xtx.diagonal().mean())
+            xtx = xtx + lam * torch.eye(xtx.shape[0], dtype=xtx.dtype, device=xtx.device)
+            eig = torch.linalg.eigvalsh(xtx)
+            condition = float(eig[-1] / eig[0]) if eig[0] > 0 else math.inf  # inf: singular
+            record.append({"condition": condition, "ridge": lam})
+            if condition > ILL_CONDITIONED:
+                log.warning(
+                    "TRAK: X^T X has condition number %.3g (ridge %.3g): the scores are dominated by directions of "
+                    "almost no variance in the training features; consider trak.ridge (e.g. 1e-3)",
+                    condition,
+                    lam,
+                )
+            inverse = torch.linalg.inv(xtx)
+            inverse /= inverse.abs().mean()  # traker's scale (its scores are relative)
+            blocks = [b.to(self.device, torch.float64) @ inverse for b in torch.split(grads, self.CUDA_MAX_DIM_SIZE)]
+            return torch.cat(blocks).to(self.dtype)
+
+    return Float64ScoreComputer
+
+
 def make_projector(choice: ProjectorChoice, cfg: TrakConfig, grad_dim: int, device: str):
     """The projector TRAK will use (None: let traker build its CUDA projector, checked
     afterwards by :func:`check_projector`)."""
@@ -363,11 +416,14 @@ def trak_scores(
     wrappers = [wrap_logits(m.to(device).eval(), input_names) for m in models]
     grad_wrt = scope_parameters(wrappers[0], cfg.scope, cfg.last_n)
     grad_dim = sum(p.numel() for n, p in wrappers[0].named_parameters() if grad_wrt is None or n in grad_wrt)
-    if cfg.projector == "noop" and grad_dim >= n_train and cfg.lambda_reg == 0:
-        raise TrakSetupError(f"noop projector: {grad_dim} gradient dims >= n_train {n_train}; set lambda_reg > 0")
+    if cfg.projector == "noop" and grad_dim >= n_train and not cfg.regularised:
+        raise TrakSetupError(
+            f"noop projector: {grad_dim} gradient dims >= n_train {n_train}; set ridge or lambda_reg > 0"
+        )
     save_dir = Path(save_dir)
     shutil.rmtree(save_dir, ignore_errors=True)  # never resume a stale store
     save_dir.mkdir(parents=True)
+    conditioning: list[dict[str, float]] = []  # per checkpoint, from finalize_features
     traker = TRAKer(
         model=wrappers[0],
         task=_trak_output(input_names),
@@ -381,6 +437,7 @@ def trak_scores(
         use_half_precision=False,
         projector_seed=cfg.projector_seed,
         lambda_reg=cfg.lambda_reg,
+        score_computer=_score_computer(cfg, conditioning),
         grad_wrt=grad_wrt,
         logging_level=logging.WARNING,
     )
@@ -425,6 +482,8 @@ def trak_scores(
         "proj_dim": cfg.proj_dim if projector != "NoOpProjector" else grad_dim,
         "grad_dim": grad_dim,
         "checkpoints": len(wrappers),
+        "xtx_condition": _finite_or_none(max(c["condition"] for c in conditioning)),
+        "ridge_absolute": [c["ridge"] for c in conditioning],
         "dtype": str(scores.dtype),  # what the matrix holds, not what it should
         "scope": cfg.scope,
         "device": device,

@@ -25,7 +25,7 @@ STUDY = "d3m"
 CODE_VERSION = {
     "prepare_d3m_world": 2,
     "finetune_d3m_base": 3,  # 2: epoch snapshots only where a TRAK ensemble uses them
-    "score_d3m_trak": 2,
+    "score_d3m_trak": 3,  # 3: X^T X and its inverse in float64, the relative ridge
     "score_d3m_if": 2,
     "align_d3m": 2,
     "retrain_d3m": 2,
@@ -179,12 +179,12 @@ def model_inputs(config: dict, wildcards: Any) -> list[str]:  # noqa: ARG001
     return bdc.model_inputs(config, section(config)["model"])
 
 
-WORLD_TRAK_KEYS = ("proj_dim", "lambda_reg")  # studies.d3m.worlds.<world>.trak overrides
+WORLD_TRAK_KEYS = ("proj_dim", "lambda_reg", "ridge")  # studies.d3m.worlds.<world>.trak overrides
 
 
 def world_trak(config: dict, world: str, method: str) -> dict[str, Any]:
     """TRAK method ``method`` as it runs on ``world``: its settings with the world's
-    overrides (``worlds.<world>.trak``: proj_dim, lambda_reg) where they are set."""
+    overrides (``worlds.<world>.trak``: proj_dim, lambda_reg, ridge) where they are set."""
     spec = dict(section(config)["trak"][method])
     overrides = section(config)["worlds"][world].get("trak") or {}
     spec.update({key: overrides[key] for key in WORLD_TRAK_KEYS if overrides.get(key) is not None})
