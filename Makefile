@@ -74,8 +74,11 @@ lint: venv
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(SNAKEMAKE) --lint
 
+# two pytest-xdist workers (each file on one; the files of one end-to-end run together:
+# tests/conftest.py); PYTEST_WORKERS=0 runs in one process
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -m "not gpu and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not gpu and not slow" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # every graded world: the five at the demo effect (also in make test) and each at effect 0 (tests/test_graded.py)
 test-graded: venv

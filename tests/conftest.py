@@ -52,6 +52,55 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = 
 
 TINY = ("--configfile", "tests/config/tiny.yaml", "--replace-workflow-config")
 
+# make test runs two pytest-xdist workers (-n 2). A worker computes its own session fixtures,
+# so the files that share an expensive end-to-end run go to one worker as one unit: every
+# file that uses the tiny run (the Slurm suite compares against it), and the graded run with
+# the smoke run, the second worker's first work while the first builds the tiny run. Every
+# other file is a unit of its own (its module fixtures computed once). Units go out in
+# collection order (tests/test_*.py first). xdist's own --dist loadgroup cannot do this
+# with pytest 9 (its group suffix no longer reaches the node ids).
+TINY_RUN_FILES = {
+    f"tests/{name}.py"
+    for name in (
+        "test_circuits_workflow",
+        "test_d3m_workflow",
+        "test_matrix_workflow",
+        "test_politune_workflow",
+        "test_slurm",
+        "test_specdec_workflow",
+        "test_stages",
+        "test_tinystories_workflow",
+        "test_workflow",
+    )
+}
+SECOND_E2E_FILES = {"tests/test_graded.py", "tests/test_smoke.py"}
+
+
+def work_unit(path: str) -> str:
+    """The xdist work unit of test file ``path`` (relative to the repository)."""
+    return "tiny-run" if path in TINY_RUN_FILES else "second-e2e" if path in SECOND_E2E_FILES else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid.split("::")[0])
+
+    config.option.loadscopereorder = False  # collection order: the end-to-end units first
+    return WorkUnits(config, log)
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's signature
+    """A file that uses the tiny run but is not in TINY_RUN_FILES would build it a second
+    time on the other worker: an error naming it."""
+    strays = sorted(
+        {item.nodeid.split("::")[0] for item in items if "tiny_run" in item.fixturenames} - TINY_RUN_FILES
+    )
+    if strays:
+        raise pytest.UsageError(f"tests/conftest.py: add {strays} to TINY_RUN_FILES (they use the tiny_run fixture)")
+
 
 @pytest.fixture
 def torch_one_thread():
