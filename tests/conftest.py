@@ -95,9 +95,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's signature
     """A file that uses the tiny run but is not in TINY_RUN_FILES would build it a second
     time on the other worker: an error naming it."""
-    strays = sorted(
-        {item.nodeid.split("::")[0] for item in items if "tiny_run" in item.fixturenames} - TINY_RUN_FILES
-    )
+    strays = sorted({item.nodeid.split("::")[0] for item in items if "tiny_run" in item.fixturenames} - TINY_RUN_FILES)
     if strays:
         raise pytest.UsageError(f"tests/conftest.py: add {strays} to TINY_RUN_FILES (they use the tiny_run fixture)")
 
