@@ -170,11 +170,12 @@ def squeue_job(work: Path, job: TrainingJob) -> str | None:
     return None
 
 
-def sacct_jobs(work: Path) -> list[dict[str, str]]:
-    """Accounting records of every Slurm job submitted from ``work``."""
+def sacct_jobs(work: Path, since: str = "now-2days") -> list[dict[str, str]]:
+    """Accounting records of every Slurm job submitted from ``work`` since ``since`` (a
+    sacct time: an earlier session's jobs from a folder of the same name are not these)."""
     fields = ["JobID", "State", "Partition", "AllocTRES", "Comment", "WorkDir"]
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-a", "--starttime", "now-2days", f"--format={','.join(fields)}"],
+        ["sacct", "-X", "-n", "-P", "-a", "--starttime", since, f"--format={','.join(fields)}"],
         capture_output=True,
         text=True,
         check=True,
@@ -555,6 +556,7 @@ class SlurmRun:
     first: tuple[int, str]  # returncode and output of the run during which it was cancelled
     after_cancel: dict[str, bool]
     second: subprocess.CompletedProcess
+    since: str  # when the first run started (sacct --starttime)
 
 
 @pytest.fixture(scope="module")
@@ -565,6 +567,7 @@ def slurm_run(cluster, tmp_path_factory) -> SlurmRun:  # noqa: ARG001 - needs it
     The next invocation, plain, completes the workflow."""
     work = copy_workflow(tmp_path_factory.mktemp("slurm"))
     env = slurm_env()
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
     with (work / "first.log").open("w") as log:
         first = subprocess.Popen(
             slurm_command("--retries", "0", "--keep-going", *CONFIG, *TARGETS),
@@ -588,7 +591,7 @@ def slurm_run(cluster, tmp_path_factory) -> SlurmRun:  # noqa: ARG001 - needs it
         "checkpoint": latest_checkpoint(work / INTERRUPTED.scratch) is not None,
     }
     second = run_on_slurm(work, *CONFIG, *TARGETS, env=env, check=False)
-    return SlurmRun(work, jobid, (returncode, (work / "first.log").read_text()), after_cancel, second)
+    return SlurmRun(work, jobid, (returncode, (work / "first.log").read_text()), after_cancel, second, since)
 
 
 def test_a_cancelled_training_job_is_reported_and_keeps_no_output(slurm_run):
@@ -597,7 +600,7 @@ def test_a_cancelled_training_job_is_reported_and_keeps_no_output(slurm_run):
     assert f"SLURM-job '{slurm_run.cancelled}' failed, SLURM status is: 'CANCELLED'" in output
     assert f"Error in rule {INTERRUPTED.rule}" in output
     assert slurm_run.after_cancel == {"output": False, "metrics": False, "checkpoint": True}
-    states = {r["JobID"]: r["State"] for r in sacct_jobs(slurm_run.work)}
+    states = {r["JobID"]: r["State"] for r in sacct_jobs(slurm_run.work, slurm_run.since)}
     assert states[slurm_run.cancelled].startswith("CANCELLED")
     others = [state for jobid, state in states.items() if jobid != slurm_run.cancelled]
     assert others and all(state == "COMPLETED" for state in others), states
@@ -619,7 +622,7 @@ def test_slurm_outputs_equal_a_local_run(slurm_run, tiny_run):
 
 
 def test_gpu_rules_ran_with_a_gpu_and_cpu_rules_without(slurm_run):
-    jobs = sacct_jobs(slurm_run.work)
+    jobs = sacct_jobs(slurm_run.work, slurm_run.since)
     checked = {"gpu": 0, "cpu": 0}
     for job in jobs:
         rule = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
