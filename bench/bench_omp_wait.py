@@ -1,12 +1,13 @@
 """OpenMP's wait policy when more torch threads run than there are cores.
 
-    .venv/bin/python bench/omp_wait.py [--procs 4] [--threads 2] [--steps 1500]
+    .venv/bin/python bench/bench_omp_wait.py [--procs 4] [--threads 2] [--steps 1500]
 
 Starts ``--procs`` processes at once, each training a small MLP for ``--steps`` steps on
 ``--threads`` torch threads, once with OMP_WAIT_POLICY=ACTIVE (threads spin while they wait
 for work: libgomp's behaviour here) and once with PASSIVE (they sleep), and prints each
-policy's slowest process. Under pytest-xdist the test suite runs that oversubscribed, so
-tests/conftest.py sets PASSIVE for its workers. Timings live here, never in tests.
+policy's slowest process (also to bench/results/omp_wait.json). Under pytest-xdist the
+test suite runs that oversubscribed, so tests/conftest.py sets PASSIVE for its workers.
+Timings live here, never in tests.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 WORK = """
 import time, torch
@@ -55,6 +57,9 @@ def main() -> None:
         started = time.perf_counter()
         times = run(policy, args.procs, args.threads, args.steps)
         out["seconds"][policy] = {"slowest": round(max(times), 2), "wall": round(time.perf_counter() - started, 2)}
+    path = Path(__file__).parent / "results" / "omp_wait.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 
 
