@@ -16,7 +16,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # Under pytest-xdist (make test: two workers, each of which may run a snakemake with two jobs)
 # more torch threads than cores run at once, and OpenMP threads that spin while they wait
 # for work take the cores from the others: four processes of two threads each on the 2-core
-# machine trained ~8x slower than with OMP_WAIT_POLICY=PASSIVE (bench/bench_omp_wait.py). The
+# machine trained ~7x slower than with OMP_WAIT_POLICY=PASSIVE (bench/bench_omp_wait.py). The
 # policy changes no result. Set before torch is imported here and inherited by every
 # snakemake run and job a test starts.
 if os.environ.get("PYTEST_XDIST_WORKER"):

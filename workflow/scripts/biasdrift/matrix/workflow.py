@@ -58,7 +58,9 @@ def _registries(key: str) -> tuple[dict[str, dict], dict[str, dict]]:
             raise MatrixError(f"matrix {kind} {entry['name']!r} is registered twice (again by {origin})")
         table[entry["name"]] = entry
 
-    joining = sec.get("studies") or sorted(config.get("studies") or {})
+    joining = sec.get("studies")  # null (or a partial config without it): every enabled study; []: none
+    if joining is None:
+        joining = sorted(config.get("studies") or {})
     for study in joining:
         if study not in (config.get("studies") or {}):
             raise MatrixError(f"matrix.studies: study {study!r} is not enabled (no studies.{study})")
